@@ -1,0 +1,213 @@
+"""Greedy AR and Jacobi decoding for any Hugging Face causal LM, one forward pass at a time.
+
+Both decoders are generators of `Pass` records, so a caller can stream, animate or interleave
+two runs pass by pass; `collect` turns a generator into a `DecodeResult`.
+
+The KV cache holds the prompt plus every final token except the last one, which is always
+slot 0 of the next window (the "carry"). A Jacobi pass feeds a window c of s tokens; with
+a = argmax of its logits, slot i of the next state is a[i-1]. The first f slots with
+c[i] == a[i-1] are verified, so the pass makes f tokens final (c[1:f] and a[f-1]) and the cache
+is cropped back to the verified part.
+"""
+import time
+from collections.abc import Iterator
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+from model_utils.errors import UserError
+from model_utils.records import DecodeResult, Pass
+
+SCHEMES = ("sliding", "block")
+
+
+class Forward:
+    """The model's own forward over a window at explicit positions, with a rollback-able cache.
+
+    Where the cache cannot be rolled back (sliding-window layers past the window without past
+    recording, recurrent layers), it drops the cache and recomputes the whole sequence.
+    """
+
+    def __init__(self, model: PreTrainedModel, use_cache: bool = True):
+        self.model = model
+        self.device = model.device
+        self.cache = DynamicCache(config=model.config) if use_cache else None
+        if self.cache is not None:
+            self.cache.activate_past_recording()
+        self.sequence: list[int] = []  # every token whose K/V the cache holds (or would hold)
+
+    @property
+    def cache_len(self) -> int:
+        return self.cache.get_seq_length() if self.cache is not None else len(self.sequence)
+
+    @torch.inference_mode()
+    def __call__(self, window: list[int], last_only: bool = False) -> list[int]:
+        """Argmax predictions after each window token (one if last_only); the window joins the sequence."""
+        start = len(self.sequence) if self.cache is not None else 0
+        ids = window if self.cache is not None else self.sequence + window
+        input_ids = torch.tensor([ids], device=self.device)
+        position_ids = torch.arange(start, start + len(ids), device=self.device)[None]
+        keep = 1 if last_only else len(window)
+        out = self.model(input_ids=input_ids, position_ids=position_ids, cache=self.cache,
+                         use_cache=self.cache is not None, logits_to_keep=keep)
+        self.sequence += window
+        return out.logits[0, -keep:].float().argmax(-1).tolist()
+
+    def rollback(self, n: int) -> None:
+        """Forget the last n tokens of the sequence."""
+        if n == 0:
+            return
+        self.sequence = self.sequence[:-n]
+        if self.cache is None:
+            return
+        if self.cache.is_croppable:
+            self.cache.crop(-n)
+        else:
+            self.cache = None
+        assert self.cache_len == len(self.sequence), "cache out of step with the sequence"
+
+
+def context_length(model: PreTrainedModel) -> int | None:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
+def check_inputs(model: PreTrainedModel, prompt_ids: list[int], max_new_tokens: int,
+                 block_size: int = 1) -> int:
+    """Reject bad inputs with one sentence; return max_new_tokens capped to the model's context."""
+    if not prompt_ids:
+        raise UserError("The prompt is empty: type something to continue.")
+    if block_size < 1:
+        raise UserError(f"Block size must be at least 1 (got {block_size}).")
+    if max_new_tokens < 1:
+        raise UserError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
+    limit = context_length(model)
+    if limit is not None and len(prompt_ids) >= limit:
+        raise UserError(f"The prompt is {len(prompt_ids)} tokens long but the model's context "
+                        f"holds {limit}: shorten it.")
+    return min(max_new_tokens, limit - len(prompt_ids)) if limit is not None else max_new_tokens
+
+
+def _finish(new_tokens: list[int], known: list[int], eos_ids: set[int],
+            max_new_tokens: int) -> tuple[list[int], str | None]:
+    """Cut a pass's new tokens at the first EOS or the length limit; say why decoding stops."""
+    for i, t in enumerate(new_tokens):
+        if t in eos_ids:
+            return new_tokens[: i + 1][: max_new_tokens - len(known)], "eos"
+    room = max_new_tokens - len(known)
+    if len(new_tokens) >= room:
+        return new_tokens[:room], "length"
+    return new_tokens, None
+
+
+def _prefill(fwd: Forward, prompt_ids: list[int], eos_ids: set[int],
+             max_new_tokens: int) -> tuple[Pass, str | None]:
+    t0 = time.perf_counter()
+    first = fwd(prompt_ids, last_only=True)
+    tokens, stop = _finish(first, [], eos_ids, max_new_tokens)
+    return Pass(0, -1, 0, [], first, tokens, time.perf_counter() - t0, fwd.cache_len), stop
+
+
+def ar_passes(model: PreTrainedModel, prompt_ids: list[int], *, max_new_tokens: int = 256,
+              eos_ids: set[int] = frozenset(), use_cache: bool = True) -> Iterator[Pass]:
+    """Greedy autoregressive decoding: one new token per forward pass."""
+    max_new_tokens = check_inputs(model, prompt_ids, max_new_tokens)
+    fwd = Forward(model, use_cache)
+    p, stop = _prefill(fwd, prompt_ids, eos_ids, max_new_tokens)
+    known = list(p.new_tokens)
+    yield p
+    while stop is None:
+        t0 = time.perf_counter()
+        carry = known[-1]
+        predicted = fwd([carry])
+        tokens, stop = _finish(predicted, known, eos_ids, max_new_tokens)
+        yield Pass(len(known), len(known), len(known) - 1, [carry], [carry] + predicted, tokens,
+                   time.perf_counter() - t0, fwd.cache_len)
+        known += tokens
+
+
+def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: int = 16,
+                  max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
+                  scheme: str = "sliding", seed: int = 0, use_cache: bool = True) -> Iterator[Pass]:
+    """Greedy Jacobi decoding of windows of `block_size` tokens until each reaches its fixed point.
+
+    scheme "block": the official one: a block's window shrinks to its unverified part until the
+    block converges (at least 2 passes per block). scheme "sliding": after each pass the window
+    keeps the model's new guesses and is refilled to full size, so a pass can make up to
+    block_size tokens final.
+    """
+    if scheme not in SCHEMES:
+        raise UserError(f"Unknown Jacobi scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
+    max_new_tokens = check_inputs(model, prompt_ids, max_new_tokens, block_size)
+    generator = torch.Generator().manual_seed(seed)
+
+    def guesses(k: int) -> list[int]:
+        """k tokens drawn with replacement from the current sequence (reference §1A.2)."""
+        pool = prompt_ids + known
+        picks = torch.randint(len(pool), (k,), generator=generator).tolist()
+        return [pool[i] for i in picks]
+
+    fwd = Forward(model, use_cache)
+    p, stop = _prefill(fwd, prompt_ids, eos_ids, max_new_tokens)
+    known = list(p.new_tokens)
+    yield p
+    block, n_passes = 0, 1
+    window = known[-1:] + guesses(min(block_size, max_new_tokens - len(known)) - 1)
+    while stop is None:
+        t0 = time.perf_counter()
+        start, s = len(known) - 1, len(window)
+        predicted = fwd(window)
+        f = 1
+        while f < s and window[f] == predicted[f - 1]:
+            f += 1
+        tokens, stop = _finish(window[1:f] + [predicted[f - 1]], known, eos_ids, max_new_tokens)
+        known += tokens
+        fwd.rollback(s - f)
+        assert fwd.cache_len == len(prompt_ids) + len(known) - 1, "cache length invariant broken"
+        converged = f == s
+        guess = [window[0]] + (predicted if scheme == "sliding" or converged else predicted[:-1])
+        yield Pass(n_passes, block if scheme == "block" else start // block_size, start, window, guess,
+                   tokens, time.perf_counter() - t0, fwd.cache_len)
+        n_passes += 1
+        if stop is not None:
+            return
+        room = max_new_tokens - len(known)
+        if scheme == "sliding":
+            window = (predicted[f - 1:] + guesses(f - 1))[: min(block_size, room)]
+        elif converged:
+            block += 1
+            window = known[-1:] + guesses(min(block_size, room) - 1)
+        else:
+            window = predicted[f - 1: s - 1]
+
+
+def collect(passes: Iterator[Pass], prompt_ids: list[int], *, decoder: str, scheme: str | None,
+            block_size: int, eos_ids: set[int], tokenizer=None) -> DecodeResult:
+    """Run a pass generator to the end and build the record (with token texts if a tokenizer is given)."""
+    done = list(passes)
+    tokens = [t for p in done for t in p.new_tokens]
+    stop = "eos" if tokens and tokens[-1] in eos_ids else "length"
+    result = DecodeResult(decoder, scheme, block_size, list(prompt_ids), tokens, done, stop)
+    if tokenizer is not None:
+        result.text = tokenizer.decode(tokens, skip_special_tokens=True)
+        for p in done:
+            p.guess_text = tokenizer.convert_ids_to_tokens(p.guess)
+    return result
+
+
+def decode(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",
+           block_size: int = 16, max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
+           scheme: str = "sliding", seed: int = 0, use_cache: bool = True,
+           tokenizer=None) -> DecodeResult:
+    """Decode greedily with "ar" or "jacobi" and return the whole record."""
+    if decoder == "ar":
+        passes = ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
+                           use_cache=use_cache)
+        return collect(passes, prompt_ids, decoder="ar", scheme=None, block_size=1,
+                       eos_ids=eos_ids, tokenizer=tokenizer)
+    if decoder != "jacobi":
+        raise UserError(f"Unknown decoder {decoder!r}: choose ar or jacobi.")
+    passes = jacobi_passes(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens,
+                           eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache)
+    return collect(passes, prompt_ids, decoder="jacobi", scheme=scheme, block_size=block_size,
+                   eos_ids=eos_ids, tokenizer=tokenizer)

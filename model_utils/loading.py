@@ -1,0 +1,140 @@
+"""Load any Hugging Face causal LM and its tokenizer, refusing bad settings in one sentence."""
+import logging
+import os
+
+import torch
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig,
+                          PreTrainedModel, PreTrainedTokenizerBase)
+
+from model_utils.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+          "float64": torch.float64}
+DEFAULT_MODEL = "gsm8k-cllm"
+EMBEDDED = {"gsm8k-base": "assets/models/gsm8k-base", "gsm8k-cllm": "assets/models/gsm8k-cllm"}
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def resolve_path(name: str) -> str:
+    """An embedded model's short name or a project-relative asset path becomes an absolute path."""
+    if name in EMBEDDED:
+        return os.path.join(PROJECT_ROOT, EMBEDDED[name])
+    if not os.path.exists(name) and os.path.exists(os.path.join(PROJECT_ROOT, name)):
+        return os.path.join(PROJECT_ROOT, name)
+    return name
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise UserError(f"Unknown device {device!r}: choose one of {', '.join(DEVICES)}.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is visible to torch: use --device cpu.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps was asked for but Apple's MPS backend is not available: use --device cpu.")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """auto: float32 on CPU (bf16 is slower there), bfloat16 on a GPU that has it, else float16."""
+    if dtype == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in DTYPES:
+        raise UserError(f"Unknown dtype {dtype!r}: choose auto or one of {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def quantization_config(bits: int | None, device: str) -> BitsAndBytesConfig | None:
+    if bits is None:
+        return None
+    if bits not in (4, 8):
+        raise UserError(f"Quantisation must be 4 or 8 bits (got {bits}).")
+    if device != "cuda":
+        raise UserError(f"{bits}-bit loading uses bitsandbytes' CUDA kernels and needs --device cuda; "
+                        f"on {device} drop --load-in-{bits}bit.")
+    if bits == 4:
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise UserError(f"No tokenizer could be loaded from {path!r}: {first_line(e)}") from e
+    if tokenizer.eos_token_id is None:
+        raise UserError(f"The tokenizer of {path!r} has no EOS token, so generation could never stop.")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def first_line(e: Exception) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def check_causal(model: PreTrainedModel) -> None:
+    """A causal LM's prediction at position 0 cannot depend on the token at position 1."""
+    vocab = model.get_input_embeddings().num_embeddings
+    ids = torch.tensor([[1 % vocab, 2 % vocab], [1 % vocab, 3 % vocab]], device=model.device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids, use_cache=False).logits.float()
+    if not torch.allclose(logits[0, 0], logits[1, 0], atol=1e-3, rtol=1e-3):
+        raise UserError(f"{model.config.model_type!r} is not a causal (left-to-right) language model: "
+                        f"its prediction for a token depends on the tokens after it.")
+
+
+def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: int | None = None,
+               device_map: str | None = None, trust_remote_code: bool = False
+               ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM by hub name, local path or embedded short name; eval mode on its device."""
+    path = resolve_path(name)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    quant = quantization_config(bits, device)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise UserError(f"Model {name!r} was not found: it is neither a local model directory nor "
+                        f"a model the Hugging Face Hub could serve ({first_line(e)}).") from e
+    if getattr(config, "is_encoder_decoder", False):
+        raise UserError(f"{name!r} is an encoder-decoder model ({config.model_type}); CLLM Lab needs a causal LM.")
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    placement = {"device_map": device_map} if device_map or quant else {}
+    try:
+        logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+        model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=torch_dtype,
+                                                     quantization_config=quant,
+                                                     trust_remote_code=trust_remote_code, **placement)
+    except ValueError as e:
+        raise UserError(f"{name!r} ({config.model_type}) cannot be loaded as a causal language model: "
+                        f"{first_line(e)}") from e
+    if not placement:
+        model.to(device)
+    model.eval()
+    check_causal(model)
+    return model, tokenizer
+
+
+def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Every id that ends generation: generation_config's (an int or a list) plus the tokenizer's."""
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    return ids | {tokenizer.eos_token_id}
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: str | list[dict]) -> list[int]:
+    """Token ids of a prompt: the chat template when the tokenizer has one, else the raw text."""
+    if isinstance(messages, str):
+        if not messages.strip():
+            raise UserError("The prompt is empty: type something to continue.")
+        messages = [{"role": "user", "content": messages}]
+    if tokenizer.chat_template:
+        out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        return list(out["input_ids"] if hasattr(out, "keys") else out)
+    return tokenizer("\n".join(m["content"] for m in messages))["input_ids"]

@@ -1,0 +1,106 @@
+"""Loading by path, and one clear sentence for each bad model or setting."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
+
+from model_utils.errors import UserError
+from model_utils.loading import encode_prompt, eos_ids, load_model
+from tiny import tiny_model, tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def saved_llama(tmp_path_factory):
+    path = tmp_path_factory.mktemp("llama")
+    tiny_model("llama", dtype=torch.float32).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+def test_loads_a_local_model_and_tokenizer(saved_llama):
+    model, tokenizer = load_model(saved_llama, device="cpu")
+    assert model.dtype == torch.float32 and not model.training
+    assert eos_ids(model, tokenizer) == {2}
+    assert encode_prompt(tokenizer, "w5 w6") == [5, 6]
+
+
+def test_unknown_path_is_one_sentence():
+    with pytest.raises(UserError, match="was not found"):
+        load_model("/no/such/model/dir")
+
+
+def test_bert_is_refused_as_not_causal(tmp_path):
+    BertForMaskedLM(BertConfig(vocab_size=96, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32)).save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    with pytest.raises(UserError, match="not a causal"):
+        load_model(str(tmp_path), device="cpu")
+
+
+def test_encoder_decoder_is_refused(tmp_path):
+    T5ForConditionalGeneration(T5Config(vocab_size=96, d_model=32, d_ff=32, num_layers=1, num_heads=2,
+                                        d_kv=8)).save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    with pytest.raises(UserError, match="encoder-decoder"):
+        load_model(str(tmp_path), device="cpu")
+
+
+def test_tokenizer_without_eos_is_refused(tmp_path):
+    tiny_model("llama", dtype=torch.float32).save_pretrained(tmp_path)
+    tok = tiny_tokenizer()
+    tok.eos_token = None
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(UserError, match="no EOS"):
+        load_model(str(tmp_path), device="cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(bits=4), "needs --device cuda"),
+    (dict(bits=8), "needs --device cuda"),
+    (dict(device="cuda"), "no CUDA GPU"),
+    (dict(dtype="float8"), "Unknown dtype"),
+])
+def test_gpu_only_options_on_cpu_are_refused(saved_llama, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        load_model(saved_llama, **({"device": "cpu"} | kwargs))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "model_utils.generate", *args], capture_output=True, text=True)
+
+
+def test_cli_json_contract(saved_llama):
+    out = run_cli("--model", saved_llama, "--prompt", "w5 w9 w11", "--decoder", "jacobi", "--block-size", "4",
+                  "--max-new-tokens", "12", "--device", "cpu", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("text", "token_ids", "forward_passes", "tokens_per_forward", "seconds", "tokens_per_second",
+                "fast_forwarded", "stationary", "trajectory"):
+        assert key in data
+    ar = json.loads(run_cli("--model", saved_llama, "--prompt", "w5 w9 w11", "--decoder", "ar",
+                            "--max-new-tokens", "12", "--device", "cpu", "--json").stdout)
+    assert ar["token_ids"] == data["token_ids"] and ar["forward_passes"] == len(ar["token_ids"])
+
+
+def test_cli_streams_text_and_a_summary(saved_llama):
+    out = run_cli("--model", saved_llama, "--prompt", "w5 w9", "--max-new-tokens", "6", "--device", "cpu")
+    assert out.returncode == 0 and out.stdout.strip()
+    assert "forward passes" in out.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/no/such/dir", "--prompt", "hi"], "not found"),
+    (["--prompt", "  ", "--block-size", "4"], "empty"),
+    (["--prompt", "w5", "--block-size", "0"], "Block size"),
+    (["--prompt", "w5", "--max-new-tokens", "0"], "max_new_tokens"),
+])
+def test_cli_errors_are_one_line_and_nonzero(saved_llama, args, message):
+    if "--model" not in args:
+        args = ["--model", saved_llama, "--device", "cpu", *args]
+    out = run_cli(*args)
+    assert out.returncode != 0 and out.stdout == ""
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
