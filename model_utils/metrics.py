@@ -62,7 +62,7 @@ def block_progress(result: DecodeResult) -> list[Progress]:
     out = []
     for items in blocks.values():
         start = items[0][0].start
-        end = min(start + result.block_size, len(result.token_ids))
+        end = min(start + len(items[0][0].window), len(result.token_ids))
         final = result.token_ids[start:end]
         states = [{pos - start: t for pos, t in state.items() if start <= pos < end} for _, state in items]
         out.append(progress(states, final))

@@ -1,0 +1,315 @@
+"""Consistency training of a CLLM on Jacobi trajectories, on transformers' Trainer (reference §4).
+
+python -m model_utils.train --model M --trajectories TRAJ.jsonl --out DIR [--max-steps N] [--resume]
+
+Loss per record: consistency (global: a random state -> the fixed point; local: a state -> the
+next state; soft cross-entropy from the first wrong slot, target under stop-gradient) plus
+ar_weight x AR (label-smoothed, on the teacher output or with --gt-labels the data set's answer).
+Trainer gives `accelerate launch` / torchrun multi-GPU, checkpoints with optimizer, scheduler
+and RNG state, and a reproducible data order, so --resume after a kill ends where an
+uninterrupted run would.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from model_utils.data import read_jsonl
+from model_utils.errors import UserError
+from model_utils.losses import ar_loss, consistency_loss, consistency_mask
+from model_utils.quality import QualityGuard
+from model_utils.trajectories import tokenizer_hash
+
+CHECKPOINTS = "checkpoints"
+LOG = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    trajectories: str
+    out: str
+    max_steps: int = -1
+    epochs: float = 1.0
+    lr: float = 2e-5
+    batch_size: int = 1
+    grad_accum: int = 1
+    consistency: str = "global"
+    ar_weight: float = 10.0
+    label_smoothing: float = 0.1
+    gt_labels: bool = False
+    block_size: int | None = None
+    seed: int = 0
+    save_steps: int = 200
+    warmup: float = 0.03
+    resume: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    save_dtype: str | None = None
+    guard_prompts: list[str] = field(default_factory=list)
+    guard_max_new_tokens: int = 128
+
+
+class Callback(Protocol):
+    """What the app passes in: losses after each step, and a cancel flag read every step."""
+    def on_step(self, step: int, max_steps: int, losses: dict) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+def load_records(config: TrainConfig, tokenizer) -> list[dict]:
+    records = read_jsonl(config.trajectories)
+    fingerprint = tokenizer_hash(tokenizer)
+    for i, r in enumerate(records, 1):
+        if "answer_trajectory_ids" not in r or "prompt_ids" not in r or not r["answer_trajectory_ids"]:
+            raise UserError(f"Record {i} of {config.trajectories!r} is not a trajectory record "
+                            f"(collect one with python -m model_utils.collect).")
+        if r.get("tokenizer") != fingerprint:
+            raise UserError(f"{config.trajectories!r} was collected with another tokenizer than "
+                            f"{config.model!r}'s; collect trajectories with this model.")
+        if config.block_size is not None and r["block_size"] != config.block_size:
+            raise UserError(f"The trajectories use block size {r['block_size']} but --block-size is "
+                            f"{config.block_size}.")
+        if config.gt_labels and "labels_ids" not in r:
+            raise UserError("--gt-labels needs trajectories collected with --labels.")
+    return records
+
+
+class TrajectoryDataset(torch.utils.data.Dataset):
+    """One item per record: a student state, its target state and the AR sequence."""
+
+    def __init__(self, records: list[dict], consistency: str, gt_labels: bool, seed: int):
+        self.records, self.consistency, self.gt_labels, self.seed = records, consistency, gt_labels, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        r = self.records[i]
+        states = r["answer_trajectory_ids"]
+        rng = random.Random(f"{self.seed}-{self.epoch}-{i}")
+        j = rng.randrange(len(states) - 1) if len(states) > 1 else 0
+        target = states[-1] if self.consistency == "global" else states[min(j + 1, len(states) - 1)]
+        return {"prefix": r["prompt_ids"], "state": states[j], "target": target,
+                "ar": r["labels_ids"] if self.gt_labels else r["teacher_output_ids"]}
+
+
+def pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [value] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, mask
+
+
+def collate(items: list[dict], pad_id: int) -> dict:
+    """Right-pad every sequence; AR labels are -100 on padding."""
+    student, student_mask = pad([it["prefix"] + it["state"] for it in items], pad_id)
+    target, target_mask = pad([it["prefix"] + it["target"] for it in items], pad_id)
+    ar, ar_mask = pad([it["ar"] for it in items], pad_id)
+    state, _ = pad([it["state"] for it in items], -1)
+    target_state, _ = pad([it["target"] for it in items], -1)
+    return {"student_ids": student, "student_mask": student_mask, "target_ids": target, "target_mask": target_mask,
+            "ar_ids": ar, "ar_mask": ar_mask, "ar_labels": ar.masked_fill(ar_mask == 0, -100),
+            "state": state, "target_state": target_state,
+            "prefix_len": torch.tensor([len(it["prefix"]) for it in items]),
+            "block_len": torch.tensor([len(it["state"]) for it in items])}
+
+
+class ConsistencyTrainer(Trainer):
+    """Trainer whose loss is consistency + ar_weight · AR; keeps the last step's parts for logging."""
+
+    def __init__(self, *args, ar_weight: float, label_smoothing: float, reuse_ar_as_target: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ar_weight, self.label_smoothing, self.reuse = ar_weight, label_smoothing, reuse_ar_as_target
+        self.last_losses: dict = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        ar_logits = model(input_ids=inputs["ar_ids"], attention_mask=inputs["ar_mask"]).logits
+        l_ar = ar_loss(ar_logits, inputs["ar_labels"], self.label_smoothing)
+        if self.reuse:  # the AR input is prefix + fixed point: the global target
+            target_logits = ar_logits.detach()
+        else:
+            with torch.no_grad():
+                target_logits = model(input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
+        student_logits = model(input_ids=inputs["student_ids"], attention_mask=inputs["student_mask"]).logits
+        keep = consistency_mask(inputs["state"], inputs["target_state"], inputs["prefix_len"], inputs["block_len"],
+                                student_logits.shape[1])
+        l_c = consistency_loss(student_logits, target_logits, keep)
+        loss = l_c + self.ar_weight * l_ar
+        self.last_losses = {"consistency": l_c.item(), "ar": l_ar.item(), "loss": loss.item()}
+        return (loss, None) if return_outputs else loss
+
+
+class StepReporter(TrainerCallback):
+    """Per-step losses to log.jsonl and the app's callback; cancel; the quality guard at each save."""
+
+    def __init__(self, trainer: ConsistencyTrainer, dataset: TrajectoryDataset, log_path: str,
+                 guard: QualityGuard | None, callback: Callback | None):
+        self.trainer, self.dataset, self.log_path, self.guard, self.callback = trainer, dataset, log_path, guard, callback
+        self.cancelled = False
+
+    def write(self, row: dict) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.epoch = int(state.epoch or 0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        losses = self.trainer.last_losses | {"lr": self.trainer.lr_scheduler.get_last_lr()[0]}
+        self.write({"step": state.global_step, **losses})
+        if self.callback:
+            self.callback.on_step(state.global_step, state.max_steps, losses)
+            if self.callback.should_stop():
+                self.cancelled = True
+                control.should_training_stop = True
+                control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.guard:
+            report = self.guard.check(self.trainer.model)
+            self.write({"step": state.global_step, "guard": report})
+            if self.callback:
+                self.callback.on_step(state.global_step, state.max_steps, {"guard": report})
+
+
+def last_complete_checkpoint(folder: str) -> str | None:
+    """The newest checkpoint whose trainer_state.json (written last) parses; torn newer ones are removed."""
+    if not os.path.isdir(folder):
+        return None
+    names = sorted((d for d in os.listdir(folder) if d.startswith("checkpoint-")),
+                   key=lambda d: int(d.split("-")[1]), reverse=True)
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(os.path.join(path, "trainer_state.json")) as f:
+                json.load(f)
+            return path
+        except (OSError, json.JSONDecodeError):
+            shutil.rmtree(path)
+    return None
+
+
+def trim_log(path: str, last_step: int) -> None:
+    """Keep only the log rows up to the checkpoint a run resumes from (all of them are redone after)."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step and last_step]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(rows)
+    os.replace(path + ".tmp", path)
+
+
+def prepare_out(config: TrainConfig) -> str | None:
+    """Refuse an existing output unless resuming or overwriting; return the checkpoint to resume."""
+    exists = os.path.isdir(config.out) and os.listdir(config.out)
+    if exists and not (config.resume or config.overwrite):
+        raise UserError(f"Output directory {config.out!r} exists: pass --resume to continue it or "
+                        f"--overwrite to replace it.")
+    if exists and config.overwrite and not config.resume:
+        shutil.rmtree(config.out)
+    os.makedirs(config.out, exist_ok=True)
+    return last_complete_checkpoint(os.path.join(config.out, CHECKPOINTS)) if config.resume else None
+
+
+def train(config: TrainConfig, callback: Callback | None = None) -> str:
+    """Train and save the CLLM to config.out; returns that path (also when cancelled: the last weights)."""
+    from model_utils.loading import load_model  # late: keeps `--help` fast
+    if config.consistency not in ("global", "local"):
+        raise UserError(f"Unknown consistency loss {config.consistency!r}: choose global or local.")
+    model, tokenizer = load_model(config.model, device=config.device, dtype="float32")
+    records = load_records(config, tokenizer)
+    resume_from = prepare_out(config)
+    trim_log(os.path.join(config.out, LOG), int(resume_from.rsplit("-", 1)[1]) if resume_from else 0)
+    with open(os.path.join(config.out, "train_config.json"), "w") as f:
+        json.dump(asdict(config), f, indent=1)
+    model.train()
+    dataset = TrajectoryDataset(records, config.consistency, config.gt_labels, config.seed)
+    args = TrainingArguments(
+        output_dir=os.path.join(config.out, CHECKPOINTS), max_steps=config.max_steps,
+        num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, weight_decay=0.0,
+        warmup_steps=config.warmup, lr_scheduler_type="cosine", logging_steps=10, save_steps=config.save_steps,
+        save_total_limit=2, report_to="none", seed=config.seed, data_seed=config.seed,
+        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=model.device.type == "cpu")
+    trainer = ConsistencyTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=lambda items: collate(items, tokenizer.pad_token_id),
+        ar_weight=config.ar_weight, label_smoothing=config.label_smoothing,
+        reuse_ar_as_target=config.consistency == "global" and not config.gt_labels)
+    guard = QualityGuard(tokenizer, config.guard_prompts, config.guard_max_new_tokens) if config.guard_prompts else None
+    reporter = StepReporter(trainer, dataset, os.path.join(config.out, LOG), guard, callback)
+    trainer.add_callback(reporter)
+    if guard and not resume_from:
+        reporter.write({"step": 0, "guard": guard.check(model)})
+    trainer.train(resume_from_checkpoint=resume_from)
+    save_final(trainer.model, tokenizer, config)
+    return config.out
+
+
+def save_final(model, tokenizer, config: TrainConfig) -> None:
+    """Model (optionally in a smaller dtype), tokenizer and generation config, next to the checkpoints."""
+    model.eval()
+    if config.save_dtype:
+        model = model.to(getattr(torch, config.save_dtype))
+    model.save_pretrained(config.out)
+    tokenizer.save_pretrained(config.out)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--trajectories", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-steps", type=int, default=-1, help="overrides --epochs when > 0")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--consistency", choices=["global", "local"], default="global")
+    p.add_argument("--ar-weight", type=float, default=10.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--gt-labels", action="store_true", help="AR loss on the data set's answers (collect with --labels)")
+    p.add_argument("--block-size", type=int, help="check that the trajectories use this block size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-steps", type=int, default=200)
+    p.add_argument("--warmup", type=float, default=0.03, help="warmup steps, or a ratio of all steps if < 1")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--save-dtype", choices=["float16", "bfloat16", "float32"])
+    p.add_argument("--guard-data", help="jsonl of held-out prompts for the quality guard (first --guard-n)")
+    p.add_argument("--guard-n", type=int, default=8)
+    p.add_argument("--guard-max-new-tokens", type=int, default=128)
+    a = p.parse_args(argv)
+    guard_prompts = []
+    if a.guard_data:
+        from model_utils.data import read_prompts
+        guard_prompts = [r["prompt"] for r in read_prompts(a.guard_data)[: a.guard_n]]
+    return TrainConfig(a.model, a.trajectories, a.out, a.max_steps, a.epochs, a.lr, a.batch_size, a.grad_accum,
+                       a.consistency, a.ar_weight, a.label_smoothing, a.gt_labels, a.block_size, a.seed, a.save_steps,
+                       a.warmup, a.resume, a.overwrite, a.device, a.save_dtype, guard_prompts, a.guard_max_new_tokens)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from model_utils.generate import quiet_transformers
+    quiet_transformers()
+    try:
+        config = parse_args(argv)
+        train(config)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"saved the CLLM to {config.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

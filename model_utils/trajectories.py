@@ -1,0 +1,144 @@
+"""Collect a model's own Jacobi trajectories: one record per (prompt, block), reference §3.
+
+Blocks are decoded with the official block scheme (KV cache, carried token in slot 0); each
+record holds the prefix before the block, every state from the initial guess to the fixed point,
+and the fixed point appended to the prefix (the teacher output).
+"""
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from model_utils.decoding import decode
+from model_utils.errors import UserError
+from model_utils.loading import encode_prompt, eos_ids
+from model_utils.metrics import pass_states
+from model_utils.records import DecodeResult
+
+REPEAT_LIMIT = 10
+
+
+def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A fingerprint of the vocabulary, to refuse trajectories from another tokenizer."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha1(json.dumps(vocab).encode()).hexdigest()[:16]
+
+
+def has_repeat(ids: list[int], limit: int = REPEAT_LIMIT) -> bool:
+    """True if some token appears `limit` or more times in a row."""
+    run = 0
+    for i, t in enumerate(ids):
+        run = run + 1 if i and t == ids[i - 1] else 1
+        if run >= limit:
+            return True
+    return False
+
+
+def block_trajectories(result: DecodeResult) -> list[tuple[int, list[list[int]]]]:
+    """Per block: its start position and its states s0 (initial guess) .. fixed point, in block slots."""
+    out, states = [], pass_states(result)
+    for block in sorted({p.block for p in result.passes if p.window}):
+        items = [(p, s) for p, s in zip(result.passes, states) if p.window and p.block == block]
+        start = items[0][0].start
+        end = min(start + len(items[0][0].window), len(result.token_ids))
+        trajectory = [items[0][0].window[: end - start]]
+        trajectory += [[s[pos] for pos in range(start, end)] for _, s in items]
+        fixed = result.token_ids[start:end]
+        trajectory = [t for i, t in enumerate(trajectory) if i == 0 or t != trajectory[i - 1]]
+        if trajectory[-1] != fixed:
+            trajectory.append(fixed)
+        out.append((start, trajectory))
+    return out
+
+
+def augment(trajectory: list[list[int]], rng: random.Random) -> list[list[int]]:
+    """Reference §3 augmentation: in all but the last two states, fix ⌊k/2⌋ wrong slots (not the first)."""
+    fixed = trajectory[-1]
+    out = []
+    for i, state in enumerate(trajectory):
+        state = list(state)
+        wrong = [j for j, (a, b) in enumerate(zip(state, fixed)) if a != b]
+        if i < len(trajectory) - 2 and len(wrong) > 1:
+            for j in rng.choices(wrong[1:], k=len(wrong) // 2):
+                state[j] = fixed[j]
+        out.append(state)
+    return out
+
+
+def prompt_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, row: dict, data_id: int, *,
+                   block_size: int, max_new_tokens: int, labels: bool, do_augment: bool, seed: int) -> list[dict]:
+    """Decode one prompt and turn each block into a training record; drop degenerate ones."""
+    prompt_ids = encode_prompt(tokenizer, row["prompt"])
+    result = decode(model, prompt_ids, decoder="jacobi", scheme="block", block_size=block_size,
+                    max_new_tokens=max_new_tokens, eos_ids=eos_ids(model, tokenizer), seed=seed + data_id)
+    rng = random.Random(seed * 1_000_003 + data_id)
+    fingerprint = tokenizer_hash(tokenizer)
+    label_ids = None
+    if labels:
+        if not row.get("answer"):
+            raise UserError(f"--labels needs an 'answer' field, and record {data_id + 1} has none.")
+        label_ids = prompt_ids + tokenizer(row["answer"])["input_ids"] + [tokenizer.eos_token_id]
+    blocks = block_trajectories(result)
+    records = []
+    for k, (start, trajectory) in enumerate(blocks):
+        prefix = prompt_ids + result.token_ids[:start]
+        fixed = trajectory[-1]
+        if has_repeat(result.token_ids[: start + len(fixed)]):
+            continue
+        record = {
+            "data_id": f"data_{data_id}", "jacobian_itr_id": f"itr_{k}", "prompt_ids": prefix,
+            "prompt_ids_len": len(prompt_ids), "block_size": block_size,
+            "answer_trajectory_ids": augment(trajectory, rng) if do_augment else trajectory,
+            "teacher_output_ids": prefix + fixed, "tokenizer": fingerprint, "last_block": k == len(blocks) - 1,
+        }
+        if label_ids is not None:
+            record["labels_ids"] = label_ids
+        records.append(record)
+    return records
+
+
+def finished_ids(path: str) -> set[str]:
+    """Prompts whose records are all on disk; a torn last line or half-written prompt is cut away."""
+    if not os.path.exists(path):
+        return set()
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    complete = [line for line in lines[:-1] if line.strip()]  # text after the last newline is torn
+    records = [json.loads(line) for line in complete]
+    done = {r["data_id"] for r in records if r.get("last_block")}
+    kept = [line for line, r in zip(complete, records) if r["data_id"] in done]
+    if len(kept) != len(complete) or lines[-1]:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+    return done
+
+
+def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict],
+                         out_path: str, *, block_size: int = 16, max_new_tokens: int = 256, limit: int | None = None,
+                         augment: bool = False, labels: bool = False, seed: int = 0,
+                         progress: Callable[[int, int], None] | None = None) -> int:
+    """Append the records of every prompt not yet in out_path; returns how many records were written."""
+    if block_size < 1:
+        raise UserError(f"Block size must be at least 1 (got {block_size}).")
+    rows = rows[:limit] if limit else rows
+    if not rows:
+        raise UserError("The data set is empty: there is nothing to collect.")
+    done = finished_ids(out_path)
+    written = 0
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "a", encoding="utf-8") as f:
+        for i, row in enumerate(rows):
+            if f"data_{i}" not in done:
+                records = prompt_records(model, tokenizer, row, i, block_size=block_size,
+                                         max_new_tokens=max_new_tokens, labels=labels, do_augment=augment, seed=seed)
+                f.write("".join(json.dumps(r) + "\n" for r in records))
+                f.flush()
+                written += len(records)
+            if progress:
+                progress(i + 1, len(rows))
+    return written
