@@ -1,0 +1,112 @@
+"""Accuracy of greedy AR or Jacobi outputs on GSM8K-style problems: exact match of the final
+`#### N` answer, format rate (an answer is given) and collapse rate (a token repeated 10+ times in a row).
+
+python -m bench.accuracy [--model M] [--prompts FILE] [--limit N] [--decoder ar|jacobi] [--block-size 16]
+    [--max-new-tokens 256] [--scheme sliding|block] [--device auto] [--dtype auto] [--json OUT]
+
+Items need `question` (or `prompt`) and `answer`; items with `seen` (generated problems) also get
+exact match split into seen and unseen templates.
+"""
+import argparse
+import sys
+
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from bench.data import DEFAULT_PROMPTS, cli, prompt_of, read_items, write_json
+from model_utils.decoding import SCHEMES, decode
+from model_utils.gsm8k_eval import extract_answer
+from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
+
+COLLAPSE_RUN = 10
+
+
+def longest_run(ids: list[int]) -> int:
+    """Length of the longest stretch of one token repeated back to back."""
+    best = run = 0
+    for i, t in enumerate(ids):
+        run = run + 1 if i and t == ids[i - 1] else 1
+        best = max(best, run)
+    return best
+
+
+def score(output: str, token_ids: list[int], answer: str) -> dict:
+    """One output against the reference answer's `#### N` (numbers compared, commas stripped)."""
+    pred, gold = extract_answer(output), extract_answer(answer)
+    return {"pred": pred, "gold": gold,
+            "correct": pred is not None and gold is not None and float(pred) == float(gold),
+            "formatted": pred is not None, "collapsed": longest_run(token_ids) >= COLLAPSE_RUN}
+
+
+def rates(scored: list[dict]) -> dict:
+    n = len(scored)
+    return {"n": n, "exact_match": sum(s["correct"] for s in scored) / n,
+            "format_rate": sum(s["formatted"] for s in scored) / n,
+            "collapse_rate": sum(s["collapsed"] for s in scored) / n}
+
+
+def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: list[dict], *,
+                 decoder: str = "ar", block_size: int = 16, max_new_tokens: int = 256, scheme: str = "sliding",
+                 seed: int = 0, progress: bool = True) -> dict:
+    """Decode every item's question (chat template applied here) and score it; see the module doc."""
+    eos = eos_ids(model, tokenizer)
+    outputs = []
+    for item in tqdm(items, desc="accuracy", unit="problem", file=sys.stderr, disable=not progress):
+        question = prompt_of(item)
+        result = decode(model, encode_prompt(tokenizer, question), decoder=decoder, block_size=block_size,
+                        max_new_tokens=max_new_tokens, eos_ids=eos, scheme=scheme, seed=seed, tokenizer=tokenizer)
+        extra = {k: item[k] for k in ("template", "seen") if k in item}
+        outputs.append({"question": question, "output": result.text, "tokens": len(result.token_ids),
+                        **score(result.text, result.token_ids, item["answer"]), **extra})
+    config = dict(decoder=decoder, block_size=block_size, max_new_tokens=max_new_tokens, scheme=scheme, seed=seed)
+    out = {"config": config, **rates(outputs)}
+    if any("seen" in o for o in outputs):
+        groups = {"seen": [o for o in outputs if o.get("seen") is True],
+                  "unseen": [o for o in outputs if o.get("seen") is False]}
+        out["by_seen"] = {k: rates(v) for k, v in groups.items() if v}
+    return out | {"outputs": outputs}
+
+
+def summary(result: dict) -> str:
+    lines = [f"exact match {result['exact_match']:.1%}, format {result['format_rate']:.1%}, "
+             f"collapse {result['collapse_rate']:.1%} (n={result['n']})"]
+    for name, r in result.get("by_seen", {}).items():
+        lines.append(f"  {name}: exact match {r['exact_match']:.1%} (n={r['n']})")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="hub name, local path or embedded name")
+    p.add_argument("--prompts", default=DEFAULT_PROMPTS,
+                   help="jsonl with `question` (or `prompt`) and `answer` per line")
+    p.add_argument("--limit", type=int, help="use only the first N problems")
+    p.add_argument("--decoder", choices=["ar", "jacobi"], default="ar")
+    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--scheme", choices=SCHEMES, default="sliding")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
+    p.add_argument("--json", metavar="OUT", help="also write the result, with every output, here")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
+    items = read_items(args.prompts, args.limit, need_answer=True)
+    model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype)
+    result = run_accuracy(model, tokenizer, items, decoder=args.decoder, block_size=args.block_size,
+                          max_new_tokens=args.max_new_tokens, scheme=args.scheme, seed=args.seed)
+    result["config"] |= dict(model=args.model, prompts=args.prompts, dtype=args.dtype)
+    print(summary(result))
+    if args.json:
+        write_json(args.json, result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return cli(lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Bar charts of benchmark results: tokens/s and tokens per forward pass per decoder (speed JSONs),
+exact match, format and collapse rates (accuracy JSONs); several files are drawn side by side.
+
+python -m bench.plot RESULT.json [MORE.json ...] [--out FILE.png|FILE.html]
+
+PNG goes through kaleido, which needs a Chromium binary; if that export fails, HTML is written instead.
+"""
+import argparse
+import json
+import os
+import sys
+
+import plotly.graph_objects as go
+from plotly.colors import DEFAULT_PLOTLY_COLORS
+from plotly.subplots import make_subplots
+
+from bench.data import cli
+from model_utils.errors import UserError
+from model_utils.loading import first_line
+
+
+def load(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise UserError(f"Cannot read {path!r}: {e.strerror}.") from e
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path!r} is not valid JSON ({e.msg}).") from e
+    if not isinstance(data, dict) or not ("decoders" in data or "exact_match" in data):
+        raise UserError(f"{path!r} is neither a bench.speed nor a bench.accuracy result.")
+    return data
+
+
+def accuracy_bars(result: dict) -> dict[str, float]:
+    bars = {"exact match": result["exact_match"], "format": result["format_rate"],
+            "collapse": result["collapse_rate"]}
+    return bars | {f"exact match ({k})": v["exact_match"] for k, v in result.get("by_seen", {}).items()}
+
+
+def figure(results: dict[str, dict]) -> go.Figure:
+    """One row of speed charts and/or one of accuracy charts; one colour per file."""
+    speed = {k: v for k, v in results.items() if "decoders" in v}
+    accuracy = {k: v for k, v in results.items() if "decoders" not in v}
+    rows, specs, titles = [], [], []
+    if speed:
+        rows.append("speed")
+        specs.append([{}, {}])
+        titles += ["tokens per second (label: speedup vs AR)", "tokens per forward pass"]
+    if accuracy:
+        rows.append("accuracy")
+        specs.append([{"colspan": 2}, None])
+        titles.append("accuracy")
+    fig = make_subplots(rows=len(rows), cols=2, specs=specs, subplot_titles=titles)
+    for i, (label, result) in enumerate(results.items()):
+        color = DEFAULT_PLOTLY_COLORS[i % len(DEFAULT_PLOTLY_COLORS)]
+        style = dict(name=label, legendgroup=label, marker_color=color)
+        if label in speed:
+            d = result["decoders"]
+            row = rows.index("speed") + 1
+            fig.add_bar(x=list(d), y=[v["tokens_per_second"] for v in d.values()],
+                        text=[f"{v['speedup']:.2f}x" for v in d.values()], row=row, col=1, **style)
+            fig.add_bar(x=list(d), y=[v["tokens_per_forward"] for v in d.values()], row=row, col=2,
+                        showlegend=False, **style)
+        else:
+            bars = accuracy_bars(result)
+            fig.add_bar(x=list(bars), y=list(bars.values()), text=[f"{v:.1%}" for v in bars.values()],
+                        row=rows.index("accuracy") + 1, col=1, **style)
+    if accuracy:
+        fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=rows.index("accuracy") + 1, col=1)
+    fig.update_layout(barmode="group", height=420 * len(rows), width=1100, template="plotly_white")
+    return fig
+
+
+def save(fig: go.Figure, out: str) -> str:
+    """Write HTML or an image; where the image export fails, say why in one line and write HTML."""
+    if out.endswith(".html"):
+        fig.write_html(out, include_plotlyjs=True)
+        return out
+    try:
+        fig.write_image(out)
+        return out
+    except Exception as e:  # kaleido raises several kinds of error when it finds no working Chromium
+        html = os.path.splitext(out)[0] + ".html"
+        print(f"image export failed ({first_line(e)}): writing {html} instead", file=sys.stderr)
+        fig.write_html(html, include_plotlyjs=True)
+        return html
+
+
+def run(args: argparse.Namespace) -> None:
+    results = {os.path.splitext(os.path.basename(p))[0]: load(p) for p in args.results}
+    if len(results) < len(args.results):
+        raise UserError("Two result files share a name: rename one so the legend can tell them apart.")
+    out = args.out or os.path.splitext(args.results[0])[0] + ".png"
+    print(save(figure(results), out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", nargs="+", metavar="RESULT.json", help="bench.speed or bench.accuracy --json files")
+    p.add_argument("--out", help="FILE.png (or .svg, .pdf) or FILE.html; default: the first result's name .png")
+    args = p.parse_args(argv)
+    return cli(lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""bench.speed, bench.accuracy and bench.plot on tiny random models: JSON contracts, scoring, errors."""
+import json
+import subprocess
+import sys
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from bench import accuracy, plot, speed
+from bench.accuracy import rates, run_accuracy, score
+from model_utils.loading import load_model
+from tiny import tiny_model, tiny_tokenizer
+
+PROBLEMS = [
+    {"question": "w5 w9 w11", "answer": "so #### 3", "template": "a", "seen": True},
+    {"question": "w7 w7 w8 w20", "answer": "#### 1,000", "template": "b", "seen": False},
+    {"prompt": "w30 w31 w30 w31", "answer": "#### 12", "template": "b", "seen": False},
+]
+ARGS = ["--block-size", "4", "--max-new-tokens", "12", "--device", "cpu", "--dtype", "float64"]
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.fixture(scope="module")
+def models(tmp):
+    """Two different float32 tiny llamas on disk, loaded in float64 so AR and Jacobi agree exactly."""
+    paths = {}
+    for name, seed in (("base", 0), ("cllm", 1)):
+        tiny_model("llama", seed=seed, dtype=torch.float32).save_pretrained(tmp / name)
+        tiny_tokenizer().save_pretrained(tmp / name)
+        paths[name] = str(tmp / name)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp):
+    path = tmp / "problems.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def speed_run(models, prompts, tmp):
+    out = tmp / "speed.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.speed", "--base", models["base"], "--cllm", models["cllm"],
+                           "--prompts", prompts, *ARGS, "--json", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, json.loads(out.read_text()), str(out)
+
+
+@pytest.fixture(scope="module")
+def accuracy_json(models, prompts, tmp):
+    out = tmp / "accuracy.json"
+    assert accuracy.main(["--model", models["base"], "--prompts", prompts, "--decoder", "jacobi", *ARGS,
+                          "--json", str(out)]) == 0
+    return str(out)
+
+
+def test_speed_json_has_every_decoder_with_sane_values(speed_run):
+    stdout, result, _ = speed_run
+    assert set(result["decoders"]) == set(speed.REFERENCE)
+    assert result["config"]["n_prompts"] == len(PROBLEMS) and result["config"]["dtype"] == "float64"
+    assert result["baseline"] in ("ar_base", "ar_generate_base")
+    for name, d in result["decoders"].items():
+        assert d["tokens_per_second"] > 0 and d["tokens_per_forward"] >= 1, name
+        assert d["matches_ar"] == 1.0, name  # float64: every greedy decoder reproduces AR exactly
+        assert d["speedup"] == pytest.approx(d["tokens_per_second"] / result["decoders"][result["baseline"]]
+                                             ["tokens_per_second"])
+    d = result["decoders"]
+    assert d["ar_base"]["tokens_per_forward"] == d["ar_cllm"]["tokens_per_forward"] == 1.0
+    assert d["ar_base"]["tokens"] == d["jacobi_base"]["tokens"] == d["ar_generate_base"]["tokens"]
+    assert d["jacobi_cllm"]["fast_forwarded_per_block"] >= 0 and d["prompt_lookup_base"]["stationary_per_block"] is None
+    assert max(d["ar_base"]["speedup"], d["ar_generate_base"]["speedup"]) == 1.0
+    assert sum(line.startswith("| ") for line in stdout.splitlines()) == 1 + len(speed.REFERENCE)
+    assert "speedup vs" in stdout
+
+
+def test_accuracy_json_and_jacobi_equals_ar(models, prompts, accuracy_json):
+    result = json.load(open(accuracy_json))
+    assert result["n"] == len(result["outputs"]) == len(PROBLEMS)
+    for key in ("exact_match", "format_rate", "collapse_rate"):
+        assert 0 <= result[key] <= 1
+    assert {k: v["n"] for k, v in result["by_seen"].items()} == {"seen": 1, "unseen": 2}
+    model, tokenizer = load_model(models["base"], device="cpu", dtype="float64")
+    ar = run_accuracy(model, tokenizer, PROBLEMS, decoder="ar", max_new_tokens=12, progress=False)
+    assert [o["output"] for o in ar["outputs"]] == [o["output"] for o in result["outputs"]]
+
+
+def test_scoring_of_hand_made_outputs():
+    assert score("9 * 2 = 18 #### 1,000", [5, 6], "#### 1000") == {
+        "pred": "1000", "gold": "1000", "correct": True, "formatted": True, "collapsed": False}
+    assert score("so #### 12.0", [5], "#### 12")["correct"]
+    assert score("#### 12 then #### 13", [5], "#### 12")["correct"] is False  # the last answer counts
+    assert score("the answer is 12", [5], "#### 12")["formatted"] is False
+    assert score("#### 13", [5], "#### 12") == {"pred": "13", "gold": "12", "correct": False, "formatted": True,
+                                                "collapsed": False}
+    assert score("", [7] * 10, "#### 1")["collapsed"] and not score("", [7] * 9 + [8] + [7] * 9, "#### 1")["collapsed"]
+    scored = [score("#### 3", [1, 2], "#### 3"), score("x", [4] * 12, "#### 3"), score("#### 4", [1], "#### 3"),
+              score("#### 3", [1], "#### 3")]
+    assert rates(scored) == {"n": 4, "exact_match": 0.5, "format_rate": 0.75, "collapse_rate": 0.25}
+
+
+@pytest.mark.parametrize("cli", [speed, accuracy])
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ('{"question": "w5", "answer": "#### 1"}\n{not json\n', ":2 is not valid JSON"),
+    ("\n", "holds no prompts"),
+    ('{"text": "w5"}\n', "no `question` or `prompt`"),
+])
+def test_bad_prompt_files_are_one_line_and_nonzero(cli, content, message, tmp_path, capsys):
+    path = tmp_path / "prompts.jsonl"
+    if content is not None:
+        path.write_text(content)
+    assert cli.main(["--prompts", str(path), "--device", "cpu"]) != 0
+    out = capsys.readouterr()
+    assert out.out == "" and message in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_accuracy_needs_answers(tmp_path, capsys):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"question": "w5"}\n')
+    assert accuracy.main(["--prompts", str(path)]) != 0
+    assert "no `answer`" in capsys.readouterr().err
+
+
+def test_cli_process_exits_nonzero_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "bench.accuracy", "--prompts", "/no/such.jsonl"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.startswith("error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_plot_writes_html_of_speed_and_accuracy(speed_run, accuracy_json, tmp_path, capsys):
+    out = tmp_path / "fig.html"
+    assert plot.main([speed_run[2], accuracy_json, "--out", str(out)]) == 0
+    assert "plotly" in out.read_text()[:100000] and capsys.readouterr().out.strip() == str(out)
+
+
+def test_plot_falls_back_to_html_when_png_export_fails(speed_run, tmp_path, monkeypatch, capsys):
+    def no_chromium(*args, **kwargs):
+        raise RuntimeError("Chrome not found")
+
+    monkeypatch.setattr(go.Figure, "write_image", no_chromium)
+    assert plot.main([speed_run[2], "--out", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.html").exists() and not (tmp_path / "fig.png").exists()
+    err = capsys.readouterr().err
+    assert "Chrome not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_refuses_a_file_that_is_no_result(tmp_path, capsys):
+    path = tmp_path / "other.json"
+    path.write_text('{"a": 1}')
+    assert plot.main([str(path)]) != 0 and "neither" in capsys.readouterr().err
