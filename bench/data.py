@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from model_utils.errors import UserError
-from model_utils.generate import quiet_transformers
+from model_utils.loading import quiet_transformers
 from model_utils.loading import resolve_path
 
 DEFAULT_PROMPTS = "assets/data/gsm8k/test.jsonl"

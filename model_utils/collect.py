@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from model_utils.data import read_prompts
 from model_utils.errors import UserError
-from model_utils.generate import quiet_transformers
+from model_utils.loading import quiet_transformers
 from model_utils.loading import DEVICES, DTYPES, load_model
 from model_utils.trajectories import collect_trajectories
 

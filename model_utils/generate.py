@@ -6,11 +6,9 @@ import argparse
 import json
 import sys
 
-import transformers
-
 from model_utils.decoding import SCHEMES, ar_passes, collect, jacobi_passes
 from model_utils.errors import UserError
-from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
+from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model, quiet_transformers
 from model_utils.metrics import summarize
 
 
@@ -67,12 +65,6 @@ def stream_to_terminal(passes, tokenizer):
         shown = text
         yield p
     print()
-
-
-def quiet_transformers() -> None:
-    """Keep stderr for our one-line errors and summary: no load-time warnings or weight bars."""
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:

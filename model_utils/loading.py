@@ -3,6 +3,7 @@ import logging
 import os
 
 import torch
+import transformers
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig,
                           PreTrainedModel, PreTrainedTokenizerBase)
 
@@ -71,6 +72,12 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedToke
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def quiet_transformers() -> None:
+    """Keep a CLI's stderr for its one-line errors and summary: no load-time warnings or weight bars."""
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def first_line(e: Exception) -> str:

@@ -1,15 +1,12 @@
 """Quality guard: greedy outputs on held-out prompts, checked for repetition loops and answer format."""
-import re
 import sys
 
 import torch
 
 from model_utils.decoding import decode
+from model_utils.gsm8k_eval import extract_answer
 from model_utils.loading import encode_prompt
 from model_utils.trajectories import has_repeat
-
-ANSWER_LINE = re.compile(r"####\s*-?[\d,.]+")
-
 
 class QualityGuard:
     """Compares every check with the first one (the model before training) and warns when it falls."""
@@ -29,7 +26,7 @@ class QualityGuard:
         model.train(was_training)
         texts = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
         report = {"n": len(outputs), "collapsed": sum(has_repeat(o) for o in outputs),
-                  "format_rate": sum(bool(ANSWER_LINE.search(t)) for t in texts) / max(len(texts), 1),
+                  "format_rate": sum(extract_answer(t) is not None for t in texts) / max(len(texts), 1),
                   "sample": texts[0][:200] if texts else ""}
         if self.baseline is None:
             self.baseline = report

@@ -299,7 +299,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_utils.generate import quiet_transformers
+    from model_utils.loading import quiet_transformers
     quiet_transformers()
     try:
         config = parse_args(argv)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Rebuild the embedded pair from seed 0 on CPU: tokenizer + data + base model, then its Jacobi
+# trajectories and the consistency-trained CLLM. Every stage resumes where it stopped: rerun the
+# script after an interruption. Work files go to runs/ (git-ignored); the models to assets/models/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEED=${SEED:-0}
+BLOCK=16
+W=runs
+BASE=assets/models/gsm8k-base
+CLLM=assets/models/gsm8k-cllm
+mkdir -p "$W/base" "$W/cllm"
+
+echo "== 1/4 base model (tokenizer, data, pretraining) =="
+if [ ! -f "$BASE/model.safetensors" ]; then
+  resume=$([ -d "$W/base/ckpt" ] && echo --resume || true)
+  python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps 3600 \
+    --max-minutes 100 --threads 2 $resume
+fi
+
+echo "== 2/4 prompts for trajectory collection (the base's own training corpus) =="
+head -n "${N_PROMPTS:-3000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
+
+echo "== 3/4 Jacobi trajectories of the base (block $BLOCK, augmented) =="
+python -m model_utils.collect --model "$BASE" --data "$W/cllm/prompts.jsonl" --out "$W/cllm/trajectories.jsonl" \
+  --block-size "$BLOCK" --max-new-tokens 256 --augment --labels --seed "$SEED"
+
+echo "== 4/4 consistency training =="
+resume=$([ -d "$W/cllm/train" ] && echo --resume || true)
+python -m model_utils.train --model "$BASE" --trajectories "$W/cllm/trajectories.jsonl" --out "$W/cllm/train" \
+  --block-size "$BLOCK" --epochs "${EPOCHS:-1}" --lr "${LR:-1e-4}" --batch-size 8 --ar-weight 10 \
+  --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
+  --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
+mkdir -p "$CLLM"
+cp "$W/cllm/train"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json} "$CLLM/"
+echo "done: $BASE and $CLLM"
