@@ -1,14 +1,13 @@
 """Prompt files (jsonl with `question` or `prompt`, optionally `answer`) and the CLIs' shared plumbing."""
 import json
-import os
 import sys
 from collections.abc import Callable
 
 import torch
 
+from model_utils.data import read_prompts
 from model_utils.errors import UserError
-from model_utils.loading import quiet_transformers
-from model_utils.loading import resolve_path
+from model_utils.loading import quiet_transformers, resolve_path
 
 DEFAULT_PROMPTS = "assets/data/gsm8k/test.jsonl"
 
@@ -17,26 +16,10 @@ def read_items(path: str, limit: int | None = None, need_answer: bool = False) -
     """The first `limit` items of a jsonl prompt file, each with a `question` or `prompt` text."""
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1 (got {limit}).")
-    if not os.path.isfile(resolve_path(path)):
-        raise UserError(f"The prompts file {path!r} does not exist.")
-    items = []
-    with open(resolve_path(path)) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n} is not valid JSON ({e.msg}).") from e
-            if not isinstance(item, dict) or not isinstance(item.get("question", item.get("prompt")), str):
-                raise UserError(f"{path}:{n} has no `question` or `prompt` text.")
-            if need_answer and not isinstance(item.get("answer"), str):
-                raise UserError(f"{path}:{n} has no `answer` to score against.")
-            items.append(item)
-            if len(items) == limit:
-                break
-    if not items:
-        raise UserError(f"The prompts file {path!r} holds no prompts.")
+    items = read_prompts(resolve_path(path))[:limit]
+    for n, item in enumerate(items, 1):
+        if need_answer and not isinstance(item.get("answer"), str):
+            raise UserError(f"Record {n} of {path!r} has no `answer` to score against.")
     return items
 
 

@@ -107,9 +107,9 @@ def test_scoring_of_hand_made_outputs():
 @pytest.mark.parametrize("cli", [speed, accuracy])
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
-    ('{"question": "w5", "answer": "#### 1"}\n{not json\n', ":2 is not valid JSON"),
-    ("\n", "holds no prompts"),
-    ('{"text": "w5"}\n', "no `question` or `prompt`"),
+    ('{"question": "w5", "answer": "#### 1"}\n{not json\n', "Line 2 of 'prompts.jsonl' is not valid JSON"),
+    ("\n", "is empty"),
+    ('{"text": "w5"}\n', "'question' or 'prompt'"),
 ])
 def test_bad_prompt_files_are_one_line_and_nonzero(cli, content, message, tmp_path, capsys):
     path = tmp_path / "prompts.jsonl"
