@@ -162,7 +162,7 @@ def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: 
             f += 1
         tokens, stop = _finish(window[1:f] + [predicted[f - 1]], known, eos_ids, max_new_tokens)
         known += tokens
-        fwd.rollback(s - f)
+        fwd.rollback(s - len(tokens))  # keep the verified part (cut at EOS or the length limit)
         assert fwd.cache_len == len(prompt_ids) + len(known) - 1, "cache length invariant broken"
         converged = f == s
         guess = [window[0]] + (predicted if scheme == "sliding" or converged else predicted[:-1])

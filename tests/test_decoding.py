@@ -117,3 +117,16 @@ def test_generation_is_capped_at_the_context():
     result = decode(model, prompt, block_size=16, max_new_tokens=50)
     assert len(result.token_ids) == 128 - 120
     assert result.token_ids == decode(model, prompt, decoder="ar", max_new_tokens=50).token_ids
+
+
+@pytest.mark.parametrize("scheme", ["sliding", "block"])
+def test_eos_in_the_middle_of_a_multi_token_pass(scheme):
+    """Phi seed 3 makes [20, 5, 74] final in one pass; with 5 as EOS the pass must be cut after it."""
+    model = tiny_model("phi", seed=3)
+    free = decode(model, PROMPT, scheme=scheme, block_size=7, max_new_tokens=MAX_NEW)
+    assert any(p.new_tokens == [20, 5, 74] for p in free.passes)
+    ref = reference(model, PROMPT, MAX_NEW, eos=5)
+    jac = decode(model, PROMPT, scheme=scheme, block_size=7, max_new_tokens=MAX_NEW, eos_ids={5})
+    assert jac.token_ids == ref and ref[-2:] == [20, 5]
+    limited = decode(model, PROMPT, scheme=scheme, block_size=7, max_new_tokens=len(ref) - 1)
+    assert limited.token_ids == ref[:-1]  # the length limit also cuts a multi-token pass
