@@ -1,0 +1,1 @@
+"""CLLM Lab's Gradio app: `python -m app`."""

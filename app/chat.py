@@ -1,0 +1,232 @@
+"""Chat tab: two panels answer the same prompt in a fair race, one forward pass each in turn."""
+import html
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+
+import gradio as gr
+
+from app.models import Models
+from model_utils.decoding import SCHEMES, ar_passes, collect, jacobi_passes
+from model_utils.errors import UserError
+from model_utils.loading import PROJECT_ROOT, encode_prompt, eos_ids
+from model_utils.metrics import summarize
+from model_utils.records import DecodeResult, Pass
+from viz import COLORS
+
+MAX_PROMPT_CHARS = 4000
+MARKDOWN = re.compile(r"([\\`*_{}\[\]#+\-.!|~$])")
+CSS = f""".ff {{ background: {COLORS['fast-forwarded']}33; border-bottom: 2px solid {COLORS['fast-forwarded']};
+border-radius: 3px; }}"""
+
+
+def escape(text: str) -> str:
+    """Model text shown literally inside a markdown chat bubble."""
+    return MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def highlighted(chunks: list[tuple[str, int]]) -> str:
+    """Chat HTML where the text of a pass that made several tokens final is highlighted."""
+    out = []
+    for text, n in chunks:
+        if n < 2:
+            out.append(escape(text))
+            continue
+        pieces = text.split("\n")
+        out.append("\n".join(f'<span class="ff" title="{n} tokens in one forward pass">{escape(p)}</span>'
+                             if p else "" for p in pieces))
+    return "".join(out)
+
+
+@dataclass
+class Side:
+    """One panel of the race: its pass generator and what it has made final so far."""
+    decoder: str
+    scheme: str | None
+    block_size: int
+    tokenizer: object
+    prompt_ids: list[int]
+    eos: set[int]
+    passes_left: Iterator[Pass]
+    passes: list[Pass] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    chunks: list[tuple[str, int]] = field(default_factory=list)  # text of each pass, tokens it made final
+    text: str = ""
+    done: bool = False
+
+    def step(self) -> None:
+        """Run one forward pass (or notice the run has ended)."""
+        p = next(self.passes_left, None)
+        if p is None:
+            self.done = True
+            return
+        self.passes.append(p)
+        self.tokens += p.new_tokens
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if text.startswith(self.text):
+            self.chunks.append((text[len(self.text):], len(p.new_tokens)))
+        else:  # a multi-byte character completed: restart the chunking from the whole text
+            self.chunks = [(text, 1)]
+        self.text = text
+
+    def result(self) -> DecodeResult:
+        return collect(iter(self.passes), self.prompt_ids, decoder=self.decoder, scheme=self.scheme,
+                       block_size=self.block_size, eos_ids=self.eos)
+
+
+def start_side(models: Models, name: str, decoder: str, block_size: int, scheme: str,
+               messages: list[dict], max_new_tokens: int) -> Side:
+    model, tokenizer = models.get(name)
+    prompt_ids = encode_prompt(tokenizer, messages)
+    eos = eos_ids(model, tokenizer)
+    if decoder == "AR":
+        side = Side("ar", None, 1, tokenizer, prompt_ids, eos,
+                    ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos))
+    elif decoder == "Jacobi":
+        side = Side("jacobi", scheme, int(block_size), tokenizer, prompt_ids, eos,
+                    jacobi_passes(model, prompt_ids, block_size=int(block_size), max_new_tokens=max_new_tokens,
+                                  eos_ids=eos, scheme=scheme))
+    else:
+        raise UserError(f"Unknown decoder {decoder!r}: choose AR or Jacobi.")
+    side.step()  # the prefill runs now, so bad input (a prompt over the context) is refused before streaming
+    return side
+
+
+def tokens_per_second(r: DecodeResult) -> float:
+    return len(r.token_ids) / r.seconds if r.seconds > 0 else 0.0
+
+
+def metrics_line(side: Side, other: Side, other_name: str) -> str:
+    """Tokens, passes, tokens per pass, tokens/s and own time; the CLLM counts once the run is done."""
+    r, o = side.result(), other.result()
+    ratio = tokens_per_second(r) / tokens_per_second(o) if tokens_per_second(o) > 0 else 0.0
+    line = (f"**{'AR' if r.decoder == 'ar' else f'Jacobi ({r.scheme}, n={r.block_size})'}** · "
+            f"{len(r.token_ids)} tokens · {len(r.passes)} forward passes · "
+            f"{len(r.token_ids) / max(len(r.passes), 1):.2f} tokens/forward · {tokens_per_second(r):.1f} tokens/s · "
+            f"{r.seconds:.2f} s · **{ratio:.2f}×** vs {other_name}")
+    if side.done:
+        s = summarize(r)
+        line += f" · {s['fast_forwarded']} fast-forwarded · {s['stationary']} stationary"
+    return line + (" · ✔ done" if side.done else " · streaming…")
+
+
+def match_line(left: Side, right: Side) -> str:
+    """A clear mark when the two outputs are identical token for token, else where they first differ."""
+    a, b = left.tokens, right.tokens
+    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    done = left.done and right.done
+    if n < min(len(a), len(b)) or (done and a != b):
+        def show(side: Side) -> str:
+            return repr(side.tokenizer.decode(side.tokens[n:n + 1])) if n < len(side.tokens) else "the end"
+        return f"≠ **The outputs first differ at token {n}** (left {show(left)}, right {show(right)})."
+    if done:
+        return f"✔ **Identical outputs, token for token** ({len(a)} tokens)."
+    return f"… identical so far ({n} tokens)."
+
+
+def bubbles(turns: list[dict], side: str) -> list[dict]:
+    msgs = []
+    for t in turns:
+        msgs += [{"role": "user", "content": escape(t["user"])},
+                 {"role": "assistant", "content": t[f"{side}_html"]}]
+    return msgs
+
+
+def history(turns: list[dict], side: str, prompt: str) -> list[dict]:
+    """The messages one panel's model sees: its own earlier answers, then the new prompt."""
+    msgs = []
+    for t in turns:
+        msgs += [{"role": "user", "content": t["user"]}, {"role": "assistant", "content": t[side]}]
+    return msgs + [{"role": "user", "content": prompt}]
+
+
+def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder: str, l_block: int,
+         l_scheme: str, r_model: str, r_decoder: str, r_block: int, r_scheme: str, max_new_tokens: int):
+    """Stream both panels pass by pass; each decoder is timed on its own passes only."""
+    try:
+        with models.turn("streaming a chat"):
+            if len(prompt) > MAX_PROMPT_CHARS:
+                raise UserError(f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+            if not prompt.strip():
+                raise UserError("The prompt is empty: type something to continue.")
+            left = start_side(models, l_model, l_decoder, l_block, l_scheme, history(turns, "left", prompt),
+                              int(max_new_tokens))
+            right = start_side(models, r_model, r_decoder, r_block, r_scheme, history(turns, "right", prompt),
+                               int(max_new_tokens))
+            turns = turns + [{}]
+            while True:
+                turns[-1] = {"user": prompt, "left": left.text, "right": right.text,
+                             "left_html": highlighted(left.chunks), "right_html": highlighted(right.chunks)}
+                yield (bubbles(turns, "left"), bubbles(turns, "right"), metrics_line(left, right, "right"),
+                       metrics_line(right, left, "left"), match_line(left, right), turns, "")
+                if left.done and right.done:
+                    return
+                for side in (left, right):
+                    if not side.done:
+                        side.step()
+    except UserError as e:
+        message = f"{e} Press Clear to start a new conversation." if turns and "context" in str(e) else str(e)
+        gr.Warning(message)
+        yield [gr.skip()] * 6 + [f"⚠ {message}"]
+
+
+def new_conversation() -> tuple:
+    """Empty history, bubbles, metrics and match line."""
+    return [], [], [], "", "", ""
+
+
+def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
+    """The Chat tab's components and events; returns its model dropdowns."""
+    turns = gr.State([])
+    settings, chats, metrics = [], [], []
+    with gr.Row():
+        for side, name, decoder in (("left", models.settings.base, "AR"), ("right", models.settings.cllm, "Jacobi")):
+            with gr.Column():
+                with gr.Row():
+                    model = gr.Dropdown(models.choices(), value=name, label="model", allow_custom_value=True,
+                                        elem_id=f"model-{side}", scale=3)
+                    dec = gr.Radio(["AR", "Jacobi"], value=decoder, label="decoder", elem_id=f"decoder-{side}",
+                                   scale=2)
+                with gr.Row():
+                    block = gr.Slider(1, 64, value=16, step=1, label="block size (Jacobi)",
+                                      elem_id=f"block-{side}")
+                    scheme = gr.Radio(list(SCHEMES), value="sliding", label="scheme (Jacobi)",
+                                      elem_id=f"scheme-{side}")
+                chats.append(gr.Chatbot(label=f"{side}", elem_id=f"chat-{side}", height=380, latex_delimiters=[],
+                                        buttons=["copy"]))
+                metrics.append(gr.Markdown(elem_id=f"metrics-{side}"))
+                settings.append([model, dec, block, scheme])
+    match = gr.Markdown(elem_id="chat-match")
+    prompt = gr.Textbox(label="prompt", lines=3, elem_id="prompt",
+                        placeholder="Ask a grade-school maths question…")
+    with gr.Row():
+        send = gr.Button("Send", variant="primary", elem_id="send")
+        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+        clear = gr.Button("Clear", elem_id="clear")
+        max_new = gr.Slider(8, 512, value=256, step=8, label="max new tokens", elem_id="max-new-tokens")
+    status = gr.Markdown(elem_id="chat-status")
+    questions = example_questions()
+    if questions:
+        gr.Examples([[q] for q in questions], inputs=[prompt], label="held-out GSM8K test questions")
+    inputs = [prompt, turns, *settings[0], *settings[1], max_new]
+    outputs = [chats[0], chats[1], metrics[0], metrics[1], match, turns, status]
+    event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
+                  concurrency_id=concurrency_id, show_progress="hidden")
+    stop.click(None, cancels=[event], api_name="stop")
+    clear.click(new_conversation, None, [turns, *chats, *metrics, match], api_name="clear", queue=False)
+    for chatbot in chats:  # the bubbles' own trash button starts a new conversation too
+        chatbot.clear(new_conversation, None, [turns, *chats, *metrics, match], api_visibility="private", queue=False)
+    return [settings[0][0], settings[1][0]]
+
+
+def example_questions(n: int = 6) -> list[str]:
+    """Short held-out questions from the bundled GSM8K test split, if it is there."""
+    path = os.path.join(PROJECT_ROOT, "assets/data/gsm8k/test.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return sorted((r["question"] for r in rows), key=len)[:n]

@@ -1,0 +1,208 @@
+"""Fine-tune tab: collect a model's Jacobi trajectories, then consistency-train it, with a live loss plot."""
+import os
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import partial
+
+import gradio as gr
+
+from app.models import Models
+from model_utils.data import read_prompts
+from model_utils.errors import UserError
+from model_utils.loading import PROJECT_ROOT
+from model_utils.train import TrainConfig, train
+from model_utils.trajectories import collect_trajectories
+from viz import loss_figure
+
+BUNDLED = os.path.join(PROJECT_ROOT, "assets/data/gsm8k/train.jsonl")
+MAX_UPLOAD_BYTES = 2_000_000
+RUNS = os.environ.get("CLLM_LAB_RUNS", os.path.join(PROJECT_ROOT, "runs/app"))
+LOSSES = ("loss", "consistency", "ar")
+
+
+@dataclass
+class Job:
+    """The one fine-tuning run the app allows at a time, and what it has reported so far."""
+    thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    events: queue.Queue = field(default_factory=queue.Queue)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    step: int = 0
+    max_steps: int = 0
+
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    # the library's training callback
+    def on_step(self, step: int, max_steps: int, losses: dict) -> None:
+        self.step, self.max_steps = step, max_steps
+        if "loss" in losses:
+            self.events.put(("step", {"step": step} | {k: losses[k] for k in LOSSES if k in losses}))
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+
+def dataset_rows(dataset: str, upload: str | None, n_prompts: int) -> list[dict]:
+    """The first n prompts of the bundled GSM8K train split or of an uploaded jsonl (question/answer)."""
+    if dataset == "upload":
+        if not upload:
+            raise UserError("Upload a .jsonl file with one {\"question\": ..., \"answer\": ...} object per line.")
+        rows = read_prompts(upload, max_bytes=MAX_UPLOAD_BYTES)
+    else:
+        rows = read_prompts(BUNDLED)
+    return rows[: int(n_prompts)]
+
+
+def check_numbers(n_prompts: int, block: int, steps: int, lr: float, ar_weight: float, smoothing: float) -> None:
+    if n_prompts < 1 or steps < 1 or block < 2:
+        raise UserError("Prompts and steps must be at least 1 and the block size at least 2.")
+    if not 0 < lr <= 1e-2:
+        raise UserError(f"The learning rate must be in (0, 0.01] (got {lr}).")
+    if ar_weight < 0 or not 0 <= smoothing < 1:
+        raise UserError("The AR weight must be ≥ 0 and the label smoothing in [0, 1).")
+
+
+class Cancelled(Exception):
+    """Raised from the collection progress callback when Cancel is pressed."""
+
+
+def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block: int, max_new: int) -> None:
+    """Collect trajectories, then train; every outcome goes to job.events (runs in its own thread)."""
+    try:
+        with models.turn("fine-tuning a model", wait=True):
+            model, tokenizer = models.get(config.model)
+            job.events.put(("phase", "collecting trajectories"))
+
+            def collected(i: int, n: int) -> None:
+                job.events.put(("collect", (i, n)))
+                if job.stop.is_set():
+                    raise Cancelled
+
+            collect_trajectories(model, tokenizer, rows, config.trajectories, block_size=block,
+                                 max_new_tokens=max_new, labels=config.gt_labels, progress=collected)
+            job.events.put(("phase", "training"))
+            out = train(config, job)
+            models.add_trained(out)
+            verb = "Cancelled at" if job.stop.is_set() else "Finished"
+            job.events.put(("done", f"{verb} step {job.step}/{job.max_steps}; the model is saved in `{out}` "
+                                    f"and is now in every model list."))
+    except Cancelled:
+        job.events.put(("done", "Cancelled while collecting trajectories: Resume continues the collection."))
+    except UserError as e:
+        job.events.put(("error", str(e)))
+    except Exception as e:  # a failed run is reported in the tab; the app keeps serving
+        traceback.print_exc()
+        job.events.put(("error", f"Fine-tuning failed: {type(e).__name__}: {e}"))
+
+
+def start(models: Models, job: Job, dropdowns: int, base: str, dataset: str, upload: str | None, n_prompts: int,
+          block: int, max_new: int, steps: int, lr: float, consistency: str, ar_weight: float, smoothing: float,
+          gt_labels: bool, name: str, resume: bool = False, progress=gr.Progress()):
+    """Start (or resume) a run and stream its progress and losses until it ends."""
+    skip = [gr.skip()] * dropdowns
+    try:
+        check_numbers(int(n_prompts), int(block), int(steps), float(lr), float(ar_weight), float(smoothing))
+        name = (name or "").strip()
+        if not name or os.sep in name or name.startswith("."):
+            raise UserError("Give the run a plain name (letters, digits, - or _), without slashes.")
+        rows = dataset_rows(dataset, upload, n_prompts)
+        out = os.path.join(RUNS, name)
+        config = TrainConfig(model=base, trajectories=os.path.join(out + "-trajectories.jsonl"), out=out,
+                             max_steps=int(steps), lr=float(lr), consistency=consistency,
+                             ar_weight=float(ar_weight), label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
+                             save_steps=10, resume=resume, overwrite=not resume, device=models.settings.device)
+        if not resume and os.path.exists(config.trajectories):
+            os.remove(config.trajectories)
+        with job.lock:
+            if job.running():
+                raise UserError(f"A fine-tuning run is already in progress (step {job.step}/{job.max_steps}): "
+                                f"wait for it or cancel it.")
+            job.stop.clear()
+            job.events = queue.Queue()
+            job.step, job.max_steps = 0, int(steps)
+            job.thread = threading.Thread(target=work, args=(models, job, rows, config, int(block), int(max_new)),
+                                          daemon=True)
+            job.thread.start()
+    except UserError as e:
+        gr.Warning(str(e))
+        yield [f"⚠ {e}", gr.skip(), *skip]
+        return
+    losses, status, kind = [], "Waiting for the device…", ""
+    try:
+        while True:
+            time.sleep(0.5)  # one update per half second, however fast the steps are
+            events = []
+            while not job.events.empty():
+                events.append(job.events.get())
+            for kind, value in events:
+                if kind == "phase":
+                    status = f"**{value.capitalize()}…**"
+                elif kind == "collect":
+                    progress(value, desc="collecting trajectories", unit="prompts")
+                    status = f"**Collecting trajectories:** prompt {value[0]}/{value[1]}"
+                elif kind == "step":
+                    losses.append(value)
+                    progress((value["step"], job.max_steps), desc="training", unit="steps")
+                    status = f"**Training:** step {value['step']}/{job.max_steps} · loss {value['loss']:.3f}"
+                else:
+                    message = f"✔ {value}" if kind == "done" else f"⚠ {value}"
+                    choices = [gr.Dropdown(choices=models.choices())] * dropdowns
+                    yield [message, loss_figure(losses) if losses else gr.skip(), *choices]
+                    return
+            if events:
+                stepped = any(kind == "step" for kind, _ in events)
+                yield [status, loss_figure(losses) if stepped else gr.skip(), *skip]
+    finally:
+        if job.running() and kind not in ("done", "error"):
+            job.stop.set()  # the page was closed: stop within a step, keeping the last checkpoint
+
+
+def cancel(job: Job) -> str:
+    if not job.running():
+        return "Nothing to cancel: no fine-tuning run is in progress."
+    job.stop.set()
+    return "Cancelling: training stops after the current step and keeps its last checkpoint…"
+
+
+def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
+    """The fine-tune tab; a finished model is added to the given model lists. Returns its own model list."""
+    job = Job()
+    with gr.Row():
+        base = gr.Dropdown(models.choices(), value=models.settings.base, label="base model", allow_custom_value=True,
+                           elem_id="finetune-base")
+        dataset = gr.Radio([("bundled GSM8K train split", "gsm8k"), ("uploaded .jsonl", "upload")], value="gsm8k",
+                           label="dataset", elem_id="finetune-dataset")
+        upload = gr.File(label=f"question/answer .jsonl (≤ {MAX_UPLOAD_BYTES // 1_000_000} MB)",
+                         file_types=[".jsonl"], type="filepath", height=120, elem_id="finetune-upload")
+    with gr.Row():
+        n_prompts = gr.Number(16, label="prompts", precision=0, elem_id="finetune-prompts")
+        block = gr.Number(16, label="block size", precision=0, elem_id="finetune-block")
+        max_new = gr.Number(64, label="max new tokens per prompt", precision=0, elem_id="finetune-max-new")
+        steps = gr.Number(40, label="training steps", precision=0, elem_id="finetune-steps")
+        lr = gr.Number(1e-4, label="learning rate", elem_id="finetune-lr")
+    with gr.Row():
+        consistency = gr.Radio(["global", "local"], value="global", label="consistency loss",
+                               elem_id="finetune-consistency")
+        ar_weight = gr.Number(10.0, label="AR loss weight", elem_id="finetune-ar-weight")
+        smoothing = gr.Number(0.1, label="label smoothing", elem_id="finetune-smoothing")
+        gt_labels = gr.Checkbox(False, label="AR loss on the data set's answers", elem_id="finetune-gt-labels")
+        name = gr.Textbox("cllm-finetuned", label="run name", elem_id="finetune-name")
+    with gr.Row():
+        start_btn = gr.Button("Start", variant="primary", elem_id="finetune-start")
+        resume_btn = gr.Button("Resume", elem_id="finetune-resume")
+        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
+    status = gr.Markdown("Defaults finish in a few minutes on a CPU.", elem_id="finetune-status")
+    plot = gr.Plot(label="training loss", show_label=False, elem_id="loss-plot")
+    inputs = [base, dataset, upload, n_prompts, block, max_new, steps, lr, consistency, ar_weight, smoothing,
+              gt_labels, name]
+    outputs = [status, plot, *dropdowns, base]
+    for button, resume in ((start_btn, False), (resume_btn, True)):
+        button.click(partial(start, models, job, len(dropdowns) + 1, resume=resume), inputs, outputs,
+                     api_name="finetune_resume" if resume else "finetune_start", concurrency_limit=None,
+                     show_progress_on=[status])
+    cancel_btn.click(partial(cancel, job), None, [status], api_name="finetune_cancel", queue=False)
+    return [base]

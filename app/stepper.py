@@ -1,0 +1,145 @@
+"""Jacobi stepper tab: one run drawn pass by pass (optionally beside a second model), summaries, exports."""
+import json
+import os
+import tempfile
+from functools import partial
+
+import gradio as gr
+
+from app.models import Models
+from model_utils.decoding import SCHEMES, decode
+from model_utils.errors import UserError
+from model_utils.loading import encode_prompt, eos_ids
+from model_utils.metrics import summarize
+from model_utils.records import DecodeResult
+from viz import block_starts, cumulative_figure, to_offline_html, tokens_per_pass_figure, trajectory_figure
+
+MOVES = ("prev_pass", "next_pass", "prev_block", "next_block")
+
+
+def jacobi_run(models: Models, name: str, prompt: str, block_size: int, scheme: str,
+               max_new_tokens: int) -> DecodeResult:
+    model, tokenizer = models.get(name)
+    if not prompt.strip():
+        raise UserError("The prompt is empty: type something to continue.")
+    ids = encode_prompt(tokenizer, prompt)
+    return decode(model, ids, decoder="jacobi", block_size=int(block_size), scheme=scheme,
+                  max_new_tokens=int(max_new_tokens), eos_ids=eos_ids(model, tokenizer), tokenizer=tokenizer)
+
+
+def figures(state: dict) -> tuple:
+    """Both trajectory figures at the current pass (the second is hidden outside compare mode)."""
+    k = state["current"]
+    figs = [trajectory_figure(r, tokenizer, current=k, title=name)
+            for name, r, tokenizer in zip(state["names"], state["runs"], state["tokenizers"])]
+    main = figs[0]
+    other = gr.Plot(figs[1], visible=True) if len(figs) > 1 else gr.Plot(None, visible=False)
+    r = state["runs"][0]
+    p = r.passes[min(k, len(r.passes) - 1)]
+    where = f"Pass **{min(k, len(r.passes) - 1)}** of {len(r.passes) - 1} · block {max(p.block, 0)}"
+    return main, other, where
+
+
+def run_labels(names: list[str]) -> list[str]:
+    """Legend names of the runs; the same model twice gets numbered."""
+    return [f"Jacobi ({n})" + (f" #{i + 1}" if names.count(n) > 1 else "") for i, n in enumerate(names)]
+
+
+def summary_table(names: list[str], runs: list[DecodeResult]) -> str:
+    rows = ["| run | tokens | forward passes | tokens/forward | fast-forwarded | stationary | tokens/s |",
+            "|---|---|---|---|---|---|---|"]
+    for label, r in zip(run_labels(names), runs):
+        s = summarize(r)
+        rows.append(f"| {label}, {r.scheme}, n={r.block_size} | {s['tokens']} | {s['forward_passes']} | "
+                    f"{s['tokens_per_forward']:.2f} | {s['fast_forwarded']} | {s['stationary']} | "
+                    f"{s['tokens_per_second']:.1f} |")
+    return "\n".join(rows)
+
+
+def export(names: list[str], runs: list[DecodeResult], main_fig) -> tuple[str, str]:
+    """Write the offline HTML of the first trajectory and the JSON of every run (by label); return both paths."""
+    folder = tempfile.mkdtemp(prefix="cllm-stepper-")
+    html_path, json_path = os.path.join(folder, "trajectory.html"), os.path.join(folder, "trajectory.json")
+    with open(html_path, "w", encoding="utf-8") as f:
+        f.write(to_offline_html(main_fig))
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump({label: r.to_dict() for label, r in zip(run_labels(names), runs)}, f)
+    return html_path, json_path
+
+
+def run(models: Models, prompt: str, name: str, compare: bool, other: str, block_size: int, scheme: str,
+        max_new_tokens: int):
+    """One Jacobi run (two in compare mode) drawn at its last pass, with summaries and export files."""
+    try:
+        names = [name, other] if compare else [name]
+        with models.turn("drawing a trajectory"):
+            runs = [jacobi_run(models, n, prompt, block_size, scheme, max_new_tokens) for n in names]
+    except UserError as e:
+        gr.Warning(str(e))
+        return [gr.skip()] * 8 + [f"⚠ {e}"]
+    state = {"names": names, "runs": runs, "tokenizers": [models.get(n)[1] for n in names],
+             "current": max(len(r.passes) for r in runs) - 1}
+    main, other_fig, where = figures(state)
+    labelled = dict(zip(run_labels(names), runs))
+    html_path, json_path = export(names, runs, main)
+    return (state, main, other_fig, tokens_per_pass_figure(labelled), cumulative_figure(labelled),
+            summary_table(names, runs), html_path, json_path, where)
+
+
+def move(state: dict | None, how: str):
+    """Server-side stepping: to the previous/next pass or to the start of the previous/next block."""
+    if not state:
+        gr.Warning("Run the stepper first.")
+        return gr.skip(), gr.skip(), gr.skip(), "⚠ Run the stepper first."
+    k, last = state["current"], max(len(r.passes) for r in state["runs"]) - 1
+    starts = block_starts(state["runs"][0])
+    if how == "prev_pass":
+        k = max(k - 1, 0)
+    elif how == "next_pass":
+        k = min(k + 1, last)
+    elif how == "prev_block":
+        k = max([s for s in starts if s < k], default=0)
+    else:
+        k = min([s for s in starts if s > k], default=last)
+    state = state | {"current": k}
+    return (state, *figures(state))
+
+
+def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[gr.Plot]]:
+    """The stepper tab's components and events; returns its model dropdowns and its trajectory plots."""
+    state = gr.State(None)
+    with gr.Row():
+        prompt = gr.Textbox(label="prompt", lines=2, scale=4, elem_id="stepper-prompt",
+                            value="Tom has 3 boxes with 12 apples each. He eats 5 apples. How many apples are left?")
+        with gr.Column(scale=1):
+            run_btn = gr.Button("Run", variant="primary", elem_id="stepper-run")
+            compare = gr.Checkbox(label="compare with a second model", elem_id="stepper-compare")
+    with gr.Row():
+        name = gr.Dropdown(models.choices(), value=models.settings.cllm, label="model", allow_custom_value=True,
+                           elem_id="stepper-model")
+        other = gr.Dropdown(models.choices(), value=models.settings.base, label="second model (compare mode)",
+                            allow_custom_value=True, elem_id="stepper-other-model")
+        block = gr.Slider(2, 32, value=16, step=1, label="block size", elem_id="stepper-block")
+        scheme = gr.Radio(list(SCHEMES), value="block", label="scheme", elem_id="stepper-scheme")
+        max_new = gr.Slider(8, 256, value=64, step=8, label="max new tokens", elem_id="stepper-max-new")
+    with gr.Row():
+        buttons = {how: gr.Button(label, size="sm", elem_id=f"stepper-{how.replace('_', '-')}")
+                   for how, label in zip(MOVES, ("◀ pass", "pass ▶", "◀◀ block", "block ▶▶"))}
+        where = gr.Markdown(elem_id="stepper-status")
+    with gr.Row():
+        plot = gr.Plot(label="trajectory", show_label=False, elem_id="trajectory-plot")
+        other_plot = gr.Plot(label="trajectory (second model)", show_label=False, elem_id="trajectory-plot-compare",
+                             visible=False)
+    with gr.Row():
+        per_pass = gr.Plot(label="tokens per pass", show_label=False, elem_id="tokens-per-pass-plot")
+        cumulative = gr.Plot(label="cumulative tokens", show_label=False, elem_id="cumulative-plot")
+    summary = gr.Markdown(elem_id="stepper-summary")
+    with gr.Row():
+        html_file = gr.DownloadButton("Download offline HTML", elem_id="export-html")
+        json_file = gr.DownloadButton("Download trajectory JSON", elem_id="export-json")
+    run_btn.click(partial(run, models), [prompt, name, compare, other, block, scheme, max_new],
+                  [state, plot, other_plot, per_pass, cumulative, summary, html_file, json_file, where],
+                  api_name="stepper_run", concurrency_id=concurrency_id)
+    for how, button in buttons.items():
+        button.click(partial(move, how=how), [state], [state, plot, other_plot, where], api_name=f"stepper_{how}")
+    return [name, other], [plot, other_plot]

@@ -1,0 +1,217 @@
+"""Every endpoint of `python -m app` through gradio_client, on tiny models, bad input included."""
+import json
+import os
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+
+from app_fixtures import PROMPT, app_url, tiny_models, words_jsonl  # noqa: F401 (fixtures)
+from model_utils.records import DecodeResult
+
+
+@pytest.fixture(scope="module")
+def client(app_url):  # noqa: F811
+    return Client(app_url, verbose=False)
+
+
+def chat(client, prompt, left, right, *, left_decoder="AR", right_decoder="Jacobi", max_new=24, block=6,
+         new=True):
+    """Submit a chat turn (a new conversation unless new=False)."""
+    if new:
+        client.predict(api_name="/clear")
+    return client.submit(prompt, left, left_decoder, block, "sliding", right, right_decoder, block, "sliding",
+                         max_new, api_name="/chat")
+
+
+def text_of(messages: list[dict]) -> str:
+    return "".join(part["text"] for part in messages[-1]["content"] if part["type"] == "text")
+
+
+def test_chat_streams_both_panels_and_fills_the_metrics(client, tiny_models):
+    base, _ = tiny_models
+    t0 = time.perf_counter()
+    job = chat(client, PROMPT, base, base, max_new=40)
+    first = None
+    for update in job:
+        if first is None and update[0] and text_of(update[1]):
+            first = time.perf_counter() - t0
+    outputs = job.outputs()
+    left, right, m_left, m_right, match, status = job.result()
+    print(f"\nfirst streamed token after {first:.2f} s; {len(outputs)} updates")
+    assert len(outputs) > 3  # streamed pass by pass, not in one piece
+    assert text_of(left) and text_of(right)
+    for line in (m_left, m_right):
+        assert all(word in line for word in ("tokens", "forward passes", "tokens/forward", "tokens/s", "vs", "done"))
+    assert "Identical outputs, token for token" in match  # greedy Jacobi == greedy AR on the same model
+    assert status == ""
+
+
+def test_multi_turn_keeps_each_panels_history_and_clear_resets(client, tiny_models):
+    base, cllm = tiny_models
+    chat(client, PROMPT, base, cllm).result()
+    left, right, *_ = chat(client, "w9 w10", base, cllm, new=False).result()
+    assert [m["role"] for m in left] == ["user", "assistant"] * 2 and len(right) == 4
+    cleared = client.predict(api_name="/clear")
+    assert cleared[0] == [] and cleared[1] == []
+
+
+def test_different_models_say_where_they_first_differ(client, tiny_models):
+    base, cllm = tiny_models
+    *_, match, _ = chat(client, PROMPT, base, cllm).result()
+    assert "first differ at token" in match
+
+
+def test_jacobi_passes_that_make_several_tokens_final_are_highlighted(client, tiny_models):
+    _, cllm = tiny_models
+    _, right, _, m_right, _, _ = chat(client, PROMPT, cllm, cllm, max_new=60, block=16).result()
+    assert int(m_right.split(" fast-forwarded")[0].split("· ")[-1]) > 0  # this prompt repeats w45 at the end
+    assert '<span class="ff" title="5 tokens in one forward pass">' in text_of(right)
+
+
+@pytest.mark.parametrize("prompt, model, message", [
+    ("", None, "empty"),
+    ("   ", None, "empty"),
+    ("w5 " * 2000, None, "limit is 4000"),
+    (" ".join(["w5"] * 200), None, "context"),
+    (PROMPT, "no-such-model-anywhere", "was not found"),
+])
+def test_bad_chat_input_gets_a_clear_message_and_the_app_keeps_serving(client, tiny_models, prompt, model, message):
+    base, cllm = tiny_models
+    *_, status = chat(client, prompt, model or base, cllm).result()
+    assert message in status and status.startswith("⚠")
+    *_, status = chat(client, PROMPT, base, cllm).result()
+    assert status == ""
+
+
+def test_a_stopped_chat_frees_the_device(client, tiny_models):
+    base, cllm = tiny_models
+    job = chat(client, PROMPT, base, cllm, max_new=120, block=2)
+    while len(job.outputs()) < 3:
+        time.sleep(0.01)
+    job.cancel()
+    time.sleep(0.5)
+    *_, status = chat(client, PROMPT, base, cllm).result()
+    assert status == ""
+
+
+def figure(value) -> dict:
+    value = value.get("value", value) if isinstance(value, dict) and "__type__" in value else value
+    return json.loads(value["plot"])
+
+
+def test_stepper_runs_steps_and_exports(client, tiny_models):
+    base, cllm = tiny_models
+    out = client.predict(PROMPT, cllm, True, base, 6, "block", 40, api_name="/stepper_run")
+    main, other, per_pass, cumulative, summary, html_path, json_path, where = out
+    fig = figure(main)
+    passes = len(fig["frames"])
+    assert fig["layout"]["sliders"][0]["active"] == passes - 1 and f"of {passes - 1}" in where
+    assert figure(other)["frames"] and "Jacobi (" in summary and summary.count("\n") == 3
+    assert [t["name"] for t in figure(cumulative)["data"]][0].startswith("AR")
+    assert figure(per_pass)["data"][0]["type"] == "bar"
+    with open(json_path) as f:
+        runs = {name: DecodeResult.from_dict(d) for name, d in json.load(f).items()}
+    assert set(runs) == {f"Jacobi ({cllm})", f"Jacobi ({base})"} and len(runs[f"Jacobi ({cllm})"].passes) == passes
+    with open(html_path) as f:
+        page = f.read()
+    assert "<script src=" not in page and '"frames"' in page or "addFrames" in page
+
+    def title(plot):
+        return figure(plot)["layout"]["title"]["text"]
+
+    _, _, where = client.predict(api_name="/stepper_prev_pass")
+    assert f"Pass **{passes - 2}**" in where
+    plot, _, where = client.predict(api_name="/stepper_prev_block")
+    block_start = int(where.split("**")[1])
+    assert block_start < passes - 2 and f"pass {block_start} of" in title(plot)
+    plot, _, where = client.predict(api_name="/stepper_next_pass")
+    assert f"Pass **{block_start + 1}**" in where
+    plot, _, where = client.predict(api_name="/stepper_next_block")
+    assert int(where.split("**")[1]) > block_start + 1
+
+
+def test_stepper_refuses_bad_input_and_stepping_before_a_run(app_url, tiny_models):  # noqa: F811
+    fresh = Client(app_url, verbose=False)  # a new session has no run yet
+    *_, where = fresh.predict(api_name="/stepper_next_pass")
+    assert "Run the stepper first" in where
+    *_, where = fresh.predict("", tiny_models[1], False, tiny_models[0], 6, "block", 20, api_name="/stepper_run")
+    assert "empty" in where
+    *_, where = fresh.predict(PROMPT, "no/such/model", False, tiny_models[0], 6, "block", 20, api_name="/stepper_run")
+    assert "was not found" in where
+
+
+def test_learn_live_example(client):
+    plot, status = client.predict("w5 w6 w7", api_name="/learn_run")
+    assert status == "" and figure(plot)["frames"]
+
+
+def finetune(client, base, name, *, steps=4, data="gsm8k", upload=None, prompts=3, api="/finetune_start"):
+    return client.submit(base, data, upload, prompts, 6, 16, steps, 1e-3, "global", 10.0, 0.1, False, name,
+                         api_name=api)
+
+
+@pytest.fixture
+def base_model(tiny_models):  # noqa: F811
+    return tiny_models[0]
+
+
+def test_finetune_runs_to_completion_and_the_model_joins_the_lists(client, base_model, tmp_path):
+    upload = handle_file(words_jsonl(tmp_path / "data.jsonl"))
+    job = finetune(client, base_model, "tiny-run", data="upload", upload=upload)
+    status, loss, *dropdowns = job.result()
+    assert status.startswith("✔ Finished step 4/4"), status
+    assert [t["name"] for t in figure(loss)["data"]] == ["loss", "consistency", "ar"]
+    trained = status.split("`")[1]
+    assert os.path.exists(os.path.join(trained, "model.safetensors"))
+    assert all(trained in [c[0] for c in d["choices"]] for d in dropdowns)
+    *_, status = chat(client, PROMPT, trained, trained).result()  # the new model serves in the chat
+    assert status == ""
+
+
+def test_second_training_is_refused_and_cancel_keeps_the_last_checkpoint(client, base_model, tmp_path):
+    upload = handle_file(words_jsonl(tmp_path / "data.jsonl"))
+    job = finetune(client, base_model, "long-run", data="upload", upload=upload, steps=5000)
+    while not any("Training:" in str(o[0]) for o in job.outputs()):
+        time.sleep(0.1)
+    status, *_ = client.predict(base_model, "upload", upload, 2, 6, 16, 4, 1e-3, "global", 10.0, 0.1, False,
+                                "other", api_name="/finetune_start")
+    assert "already in progress" in status
+    *_, busy = chat(client, PROMPT, base_model, base_model).result()
+    assert "busy fine-tuning" in busy
+    assert "Cancelling" in client.predict(api_name="/finetune_cancel")
+    status, *_ = job.result()
+    assert status.startswith("✔ Cancelled at step"), status
+    step = int(status.split("step ")[1].split("/")[0])
+    assert step < 5000
+    checkpoints = os.listdir(os.path.join(status.split("`")[1], "checkpoints"))
+    assert f"checkpoint-{step}" in checkpoints
+    resumed = finetune(client, base_model, "long-run", data="upload", upload=upload, steps=5000,
+                       api="/finetune_resume")
+    while not any("Training:" in str(o[0]) for o in resumed.outputs()):
+        time.sleep(0.1)
+    first = next(o[0] for o in resumed.outputs() if "Training:" in str(o[0]))
+    assert int(first.split("step ")[1].split("/")[0]) > step  # continues from the checkpoint
+    client.predict(api_name="/finetune_cancel")
+    resumed.result()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("this is not json\n", "not valid JSON"),
+    ('{"answer": "w5"}\n', "no non-empty 'question'"),
+    ('{"question": "w5 w6", "answer": "w7"}\n' * 120_000, "the limit is 2.0 MB"),
+])
+def test_bad_uploads_get_a_clear_message(client, base_model, tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    status, *_ = finetune(client, base_model, "bad", data="upload", upload=handle_file(str(path))).result()
+    assert message in status and status.startswith("⚠")
+
+
+def test_finetune_refuses_bad_settings(client, base_model):
+    status, *_ = finetune(client, base_model, "bad", data="upload", upload=None).result()
+    assert "Upload a .jsonl" in status
+    status, *_ = finetune(client, base_model, "../escape").result()
+    assert "plain name" in status
+    status, *_ = finetune(client, base_model, "ok", steps=0).result()
+    assert "at least 1" in status

@@ -1,0 +1,149 @@
+"""The Jacobi trajectory as a passes x window-slots grid, one animation frame per forward pass.
+
+Cell colours follow the reference definitions (§2) as computed by `model_utils.metrics`: a slot is
+final once the contiguous correct prefix has covered it, fast-forwarded in the pass that covers it,
+stationary while it already holds its final token (and keeps it) ahead of the prefix, else changing.
+"""
+import html
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+from model_utils.metrics import Progress, pass_states, run_progress
+from model_utils.records import DecodeResult
+
+STATES = ("final", "fast-forwarded", "stationary", "changing")
+LABELS = {
+    "final": "final (converged in an earlier pass)",
+    "fast-forwarded": "became final this pass (fast-forwarded)",
+    "stationary": "stationary (right ahead of the prefix, kept)",
+    "changing": "still changing",
+}
+COLORS = {"final": "#c9ced6", "fast-forwarded": "#3aa655", "stationary": "#4a7fe0", "changing": "#f2b134"}
+PLAY_MS = 700
+
+
+@dataclass
+class Cell:
+    pos: int  # generated-token position
+    token: int
+    state: str
+
+
+def cell_state(k: int, pos: int, prog: Progress) -> str:
+    """State of position `pos` after pass `k`; slots past the output (after EOS) are changing."""
+    if pos >= len(prog.final_at):
+        return "changing"
+    if prog.final_at[pos] < k:
+        return "final"
+    if prog.final_at[pos] == k:
+        return "fast-forwarded"
+    return "stationary" if prog.correct_since[pos] <= k else "changing"
+
+
+def row_origins(result: DecodeResult) -> list[int]:
+    """Position of window slot 0 in each row: the block start for the block scheme, else the pass start."""
+    if result.scheme != "block":
+        return [p.start for p in result.passes]
+    first: dict[int, int] = {}
+    for p in result.passes:
+        first.setdefault(p.block, p.start)
+    return [first[p.block] for p in result.passes]
+
+
+def cell_grid(result: DecodeResult) -> list[list[Cell | None]]:
+    """One row per pass, one column per window slot; None where the pass holds no token."""
+    states, prog, origins = pass_states(result), run_progress(result), row_origins(result)
+    width = max((p.start - o + len(p.guess) for p, o in zip(result.passes, origins)), default=1)
+    return [[Cell(o + j, state[o + j], cell_state(k, o + j, prog)) if o + j in state else None
+             for j in range(width)]
+            for k, (state, o) in enumerate(zip(states, origins))]
+
+
+def token_namer(result: DecodeResult, tokenizer=None):
+    """id -> short printable text: the tokenizer's, else the record's guess_text, else the id."""
+    if tokenizer is not None:
+        return lambda t: printable(tokenizer.decode([t]))
+    known = {t: s for p in result.passes for t, s in zip(p.guess, p.guess_text)}
+    return lambda t: printable(known.get(t, str(t)))
+
+
+def printable(text: str) -> str:
+    """Visible spaces and newlines; escaped so Plotly does not read "</s>" as markup."""
+    return html.escape(text.replace("\n", "↵").replace(" ", "·"), quote=False) or "∅"
+
+
+def committed_by(result: DecodeResult) -> list[int]:
+    """For each output position, the pass whose new tokens made it final (verified)."""
+    return [p.index for p in result.passes for _ in p.new_tokens]
+
+
+def _frame(grid, result: DecodeResult, name, k: int, rows: int, title: str) -> go.Frame:
+    """Frame k: the heatmap of passes max(0, k-rows+1)..k, the title and the current-row box."""
+    lo = max(0, k - rows + 1)
+    committed = committed_by(result)
+    z, text, hover = [], [], []
+    for r in range(lo, k + 1):
+        z.append([None if c is None else STATES.index(c.state) for c in grid[r]])
+        text.append(["" if c is None else name(c.token) for c in grid[r]])
+        hover.append(["" if c is None else
+                      f"{name(c.token)} (id {c.token})<br>position {c.pos} · pass {r}<br>{LABELS[c.state]}"
+                      f"<br>committed by pass {committed[c.pos] if c.pos < len(committed) else '–'}"
+                      for c in grid[r]])
+    n = len(STATES)
+    scale = [[(i + e) / n, COLORS[s]] for i, s in enumerate(STATES) for e in (0, 1)]
+    heat = go.Heatmap(z=z, x=list(range(len(grid[0]))), y=list(range(lo, k + 1)), text=text, hovertext=hover,
+                      texttemplate="%{text}", hovertemplate="%{hovertext}<extra></extra>", colorscale=scale,
+                      zmin=-0.5, zmax=n - 0.5, showscale=False, xgap=2, ygap=2)
+    p = result.passes[k]
+    heading = (f"pass {k} of {len(result.passes) - 1} · block {max(p.block, 0)} · "
+               f"{len(p.new_tokens)} token(s) made final")
+    layout = {
+        "title": {"text": f"{title} · {heading}" if title else heading},
+        "yaxis": {"range": [lo + rows - 0.5, lo - 0.5]},
+        "shapes": [{"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": k - 0.5, "y1": k + 0.5,
+                    "line": {"color": "#222", "width": 2}}],
+    }
+    return go.Frame(name=str(k), data=[heat], traces=[0], layout=layout)
+
+
+def trajectory_figure(result: DecodeResult, tokenizer=None, current: int | None = None, rows: int = 12,
+                      title: str = "") -> go.Figure:
+    """Passes x window slots, token text in each cell; frame k shows the last `rows` passes up to pass k."""
+    grid, name = cell_grid(result), token_namer(result, tokenizer)
+    last = len(result.passes) - 1
+    current = last if current is None else max(0, min(current, last))
+    rows = min(rows, len(result.passes))
+    frames = [_frame(grid, result, name, k, rows, title) for k in range(len(result.passes))]
+    legend = [go.Scatter(x=[None], y=[None], mode="markers", name=LABELS[s], showlegend=True,
+                         marker={"symbol": "square", "size": 14, "color": COLORS[s]}) for s in STATES]
+    fig = go.Figure(data=[frames[current].data[0], *legend], frames=frames)
+    now = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": PLAY_MS, "redraw": True},
+            "transition": {"duration": 0}}
+    plot_px = 28 * rows  # the grid's height; the controls and legend sit a fixed number of pixels off it
+    crowded = len(frames) > 30  # then only the current pass is labelled on the slider
+    fig.update_layout(
+        title={"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 14}},
+        height=plot_px + 260, margin={"l": 60, "r": 20, "t": 120, "b": 140}, plot_bgcolor="white",
+        xaxis={"title": {"text": "window slot", "standoff": 4}, "side": "top", "dtick": 1, "showgrid": False,
+               "range": [-0.5, len(grid[0]) - 0.5], "zeroline": False},
+        yaxis={"title": "forward pass", "dtick": 1, "showgrid": False, "zeroline": False},
+        legend={"orientation": "h", "x": 0, "y": 1 + 50 / plot_px, "yanchor": "bottom", "font": {"size": 11}},
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "y": -14 / plot_px, "xanchor": "left",
+                      "yanchor": "top", "showactive": False, "pad": {"t": 0}, "buttons": [
+                          {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                          {"label": "❚❚ Pause", "method": "animate", "args": [[None], now]}]}],
+        sliders=[{"active": current, "x": 0, "len": 1, "y": -52 / plot_px, "yanchor": "top",
+                  "currentvalue": {"prefix": "pass ", "xanchor": "right", "font": {"color": "#222"}}, "pad": {"t": 0},
+                  "font": {"color": "rgba(0,0,0,0)" if crowded else "#444"},
+                  "steps": [{"label": str(k), "method": "animate", "args": [[str(k)], now]}
+                            for k in range(len(result.passes))]}],
+    )
+    fig.update_layout(frames[current].layout)
+    return fig
+
+
+def block_starts(result: DecodeResult) -> list[int]:
+    """Index of the first pass of each block (the prefill counts as its own block)."""
+    return [k for k, p in enumerate(result.passes) if k == 0 or p.block != result.passes[k - 1].block]
