@@ -45,6 +45,7 @@ class TrainConfig:
     ar_weight: float = 10.0
     label_smoothing: float = 0.1
     gt_labels: bool = False
+    ar_mask_prompt: bool = False
     block_size: int | None = None
     seed: int = 0
     save_steps: int = 200
@@ -84,8 +85,9 @@ def load_records(config: TrainConfig, tokenizer) -> list[dict]:
 class TrajectoryDataset(torch.utils.data.Dataset):
     """One item per record: a student state, its target state and the AR sequence."""
 
-    def __init__(self, records: list[dict], consistency: str, gt_labels: bool, seed: int):
+    def __init__(self, records: list[dict], consistency: str, gt_labels: bool, seed: int, mask_prompt: bool = False):
         self.records, self.consistency, self.gt_labels, self.seed = records, consistency, gt_labels, seed
+        self.mask_prompt = mask_prompt
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -98,7 +100,8 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         j = rng.randrange(len(states) - 1) if len(states) > 1 else 0
         target = states[-1] if self.consistency == "global" else states[min(j + 1, len(states) - 1)]
         return {"prefix": r["prompt_ids"], "state": states[j], "target": target,
-                "ar": r["labels_ids"] if self.gt_labels else r["teacher_output_ids"]}
+                "ar": r["labels_ids"] if self.gt_labels else r["teacher_output_ids"],
+                "ar_start": r["prompt_ids_len"] if self.mask_prompt else 0}
 
 
 def pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,14 +112,15 @@ def pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def collate(items: list[dict], pad_id: int) -> dict:
-    """Right-pad every sequence; AR labels are -100 on padding."""
+    """Right-pad every sequence; AR labels are -100 on padding (and on the prompt if asked)."""
     student, student_mask = pad([it["prefix"] + it["state"] for it in items], pad_id)
     target, target_mask = pad([it["prefix"] + it["target"] for it in items], pad_id)
     ar, ar_mask = pad([it["ar"] for it in items], pad_id)
     state, _ = pad([it["state"] for it in items], -1)
     target_state, _ = pad([it["target"] for it in items], -1)
     return {"student_ids": student, "student_mask": student_mask, "target_ids": target, "target_mask": target_mask,
-            "ar_ids": ar, "ar_mask": ar_mask, "ar_labels": ar.masked_fill(ar_mask == 0, -100),
+            "ar_ids": ar, "ar_mask": ar_mask, "ar_labels": ar.masked_fill(ar_mask == 0, -100).masked_fill(
+                torch.arange(ar.shape[1])[None] < torch.tensor([it["ar_start"] for it in items])[:, None], -100),
             "state": state, "target_state": target_state,
             "prefix_len": torch.tensor([len(it["prefix"]) for it in items]),
             "block_len": torch.tensor([len(it["state"]) for it in items])}
@@ -232,7 +236,7 @@ def train(config: TrainConfig, callback: Callback | None = None) -> str:
     with open(os.path.join(config.out, "train_config.json"), "w") as f:
         json.dump(asdict(config), f, indent=1)
     model.train()
-    dataset = TrajectoryDataset(records, config.consistency, config.gt_labels, config.seed)
+    dataset = TrajectoryDataset(records, config.consistency, config.gt_labels, config.seed, config.ar_mask_prompt)
     args = TrainingArguments(
         output_dir=os.path.join(config.out, CHECKPOINTS), max_steps=config.max_steps,
         num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
@@ -277,6 +281,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--ar-weight", type=float, default=10.0)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--gt-labels", action="store_true", help="AR loss on the data set's answers (collect with --labels)")
+    p.add_argument("--ar-mask-prompt", action="store_true", help="AR loss on the answer only (official: all tokens)")
     p.add_argument("--block-size", type=int, help="check that the trajectories use this block size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-steps", type=int, default=200)
@@ -293,9 +298,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if a.guard_data:
         from model_utils.data import read_prompts
         guard_prompts = [r["prompt"] for r in read_prompts(a.guard_data)[: a.guard_n]]
-    return TrainConfig(a.model, a.trajectories, a.out, a.max_steps, a.epochs, a.lr, a.batch_size, a.grad_accum,
-                       a.consistency, a.ar_weight, a.label_smoothing, a.gt_labels, a.block_size, a.seed, a.save_steps,
-                       a.warmup, a.resume, a.overwrite, a.device, a.save_dtype, guard_prompts, a.guard_max_new_tokens)
+    fields = {k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**fields, guard_prompts=guard_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -234,3 +234,12 @@ def test_block_size_mismatch_and_existing_output_are_refused(base, trajectories,
 def test_empty_data_set_is_refused(loaded, tmp_path):
     with pytest.raises(UserError, match="empty"):
         collect_trajectories(*loaded, [], str(tmp_path / "t.jsonl"))
+
+
+def test_ar_labels_can_skip_the_prompt(trajectories):
+    from model_utils.train import collate
+    records = read(trajectories)
+    items = [TrajectoryDataset(records, "global", False, seed=0, mask_prompt=mask)[1] for mask in (False, True)]
+    full, masked = (collate([it], pad_id=0)["ar_labels"][0] for it in items)
+    n = records[1]["prompt_ids_len"]
+    assert (full[:n] != -100).all() and (masked[:n] == -100).all() and torch.equal(full[n:], masked[n:])
