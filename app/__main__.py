@@ -2,7 +2,6 @@
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -10,11 +9,12 @@ from app.chat import CSS  # noqa: E402
 from app.models import Models, Settings  # noqa: E402
 from app.ui import HEAD, build_demo  # noqa: E402
 from model_utils.errors import UserError  # noqa: E402
+from model_utils.generate import quiet_transformers  # noqa: E402
 from model_utils.loading import DEVICES, DTYPES  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 serves other machines too")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--base", default="gsm8k-base", help="left panel's model (hub name, path or embedded name)")
@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    t0 = time.perf_counter()
     args = parse_args(argv)
+    quiet_transformers()
     models = Models(Settings(args.base, args.cllm, args.device, args.dtype, args.bits, args.trust_remote_code))
     for name in (args.base, args.cllm):
         try:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo(models)
     demo.queue().launch(server_name=args.host, server_port=args.port, ssr_mode=False, css=CSS, head=HEAD,
                         prevent_thread_lock=True, quiet=True)
-    print(f"CLLM Lab ready on http://{args.host}:{args.port} in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"CLLM Lab ready on http://{args.host}:{args.port}", flush=True)
     demo.block_thread()
 
 

@@ -190,11 +190,11 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
                                         elem_id=f"model-{side}", scale=3)
                     dec = gr.Radio(["AR", "Jacobi"], value=decoder, label="decoder", elem_id=f"decoder-{side}",
                                    scale=2)
-                with gr.Row():
-                    block = gr.Slider(1, 64, value=16, step=1, label="block size (Jacobi)",
-                                      elem_id=f"block-{side}")
-                    scheme = gr.Radio(list(SCHEMES), value="sliding", label="scheme (Jacobi)",
-                                      elem_id=f"scheme-{side}")
+                with gr.Row(visible=decoder == "Jacobi") as jacobi_settings:
+                    block = gr.Slider(1, 64, value=16, step=1, label="block size", elem_id=f"block-{side}")
+                    scheme = gr.Radio(list(SCHEMES), value="sliding", label="scheme", elem_id=f"scheme-{side}")
+                dec.change(lambda d: gr.Row(visible=d == "Jacobi"), [dec], [jacobi_settings], queue=False,
+                           api_visibility="private")
                 chats.append(gr.Chatbot(label=f"{side}", elem_id=f"chat-{side}", height=380, latex_delimiters=[],
                                         buttons=["copy"]))
                 metrics.append(gr.Markdown(elem_id=f"metrics-{side}"))

@@ -76,6 +76,8 @@ def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block:
         with models.turn("fine-tuning a model", wait=True):
             model, tokenizer = models.get(config.model)
             job.events.put(("phase", "collecting trajectories"))
+            if not config.resume and os.path.exists(config.trajectories):
+                os.remove(config.trajectories)  # a fresh start collects afresh
 
             def collected(i: int, n: int) -> None:
                 job.events.put(("collect", (i, n)))
@@ -111,12 +113,11 @@ def start(models: Models, job: Job, dropdowns: int, base: str, dataset: str, upl
             raise UserError("Give the run a plain name (letters, digits, - or _), without slashes.")
         rows = dataset_rows(dataset, upload, n_prompts)
         out = os.path.join(RUNS, name)
-        config = TrainConfig(model=base, trajectories=os.path.join(out + "-trajectories.jsonl"), out=out,
-                             max_steps=int(steps), lr=float(lr), consistency=consistency,
-                             ar_weight=float(ar_weight), label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
-                             save_steps=10, resume=resume, overwrite=not resume, device=models.settings.device)
-        if not resume and os.path.exists(config.trajectories):
-            os.remove(config.trajectories)
+        config = TrainConfig(model=base, trajectories=out + "-trajectories.jsonl", out=out, max_steps=int(steps),
+                             lr=float(lr), consistency=consistency, ar_weight=float(ar_weight),
+                             label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
+                             save_steps=max(10, int(steps) // 10), resume=resume, overwrite=not resume,
+                             device=models.settings.device)
         with job.lock:
             if job.running():
                 raise UserError(f"A fine-tuning run is already in progress (step {job.step}/{job.max_steps}): "
@@ -133,6 +134,7 @@ def start(models: Models, job: Job, dropdowns: int, base: str, dataset: str, upl
         return
     losses, status, kind = [], "Waiting for the device…", ""
     try:
+        yield [status, gr.skip(), *skip]
         while True:
             time.sleep(0.5)  # one update per half second, however fast the steps are
             events = []
@@ -179,10 +181,10 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
         upload = gr.File(label=f"question/answer .jsonl (≤ {MAX_UPLOAD_BYTES // 1_000_000} MB)",
                          file_types=[".jsonl"], type="filepath", height=120, elem_id="finetune-upload")
     with gr.Row():
-        n_prompts = gr.Number(16, label="prompts", precision=0, elem_id="finetune-prompts")
+        n_prompts = gr.Number(64, label="prompts", precision=0, elem_id="finetune-prompts")
         block = gr.Number(16, label="block size", precision=0, elem_id="finetune-block")
-        max_new = gr.Number(64, label="max new tokens per prompt", precision=0, elem_id="finetune-max-new")
-        steps = gr.Number(40, label="training steps", precision=0, elem_id="finetune-steps")
+        max_new = gr.Number(128, label="max new tokens per prompt", precision=0, elem_id="finetune-max-new")
+        steps = gr.Number(200, label="training steps", precision=0, elem_id="finetune-steps")
         lr = gr.Number(1e-4, label="learning rate", elem_id="finetune-lr")
     with gr.Row():
         consistency = gr.Radio(["global", "local"], value="global", label="consistency loss",

@@ -30,7 +30,7 @@ def jacobi_run(models: Models, name: str, prompt: str, block_size: int, scheme: 
 def figures(state: dict) -> tuple:
     """Both trajectory figures at the current pass (the second is hidden outside compare mode)."""
     k = state["current"]
-    figs = [trajectory_figure(r, tokenizer, current=k, title=name)
+    figs = [trajectory_figure(r, tokenizer, current=k, title=short(name))
             for name, r, tokenizer in zip(state["names"], state["runs"], state["tokenizers"])]
     main = figs[0]
     other = gr.Plot(figs[1], visible=True) if len(figs) > 1 else gr.Plot(None, visible=False)
@@ -40,9 +40,14 @@ def figures(state: dict) -> tuple:
     return main, other, where
 
 
+def short(name: str) -> str:
+    """A model's list entry without its folders."""
+    return os.path.basename(name.rstrip("/")) or name
+
+
 def run_labels(names: list[str]) -> list[str]:
     """Legend names of the runs; the same model twice gets numbered."""
-    return [f"Jacobi ({n})" + (f" #{i + 1}" if names.count(n) > 1 else "") for i, n in enumerate(names)]
+    return [f"Jacobi ({short(n)})" + (f" #{i + 1}" if names.count(n) > 1 else "") for i, n in enumerate(names)]
 
 
 def summary_table(names: list[str], runs: list[DecodeResult]) -> str:

@@ -112,7 +112,7 @@ def test_stepper_runs_steps_and_exports(client, tiny_models):
     assert figure(per_pass)["data"][0]["type"] == "bar"
     with open(json_path) as f:
         runs = {name: DecodeResult.from_dict(d) for name, d in json.load(f).items()}
-    assert set(runs) == {f"Jacobi ({cllm})", f"Jacobi ({base})"} and len(runs[f"Jacobi ({cllm})"].passes) == passes
+    assert set(runs) == {"Jacobi (cllm)", "Jacobi (base)"} and len(runs["Jacobi (cllm)"].passes) == passes
     with open(html_path) as f:
         page = f.read()
     assert "<script src=" not in page and '"frames"' in page or "addFrames" in page

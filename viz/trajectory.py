@@ -78,10 +78,9 @@ def committed_by(result: DecodeResult) -> list[int]:
     return [p.index for p in result.passes for _ in p.new_tokens]
 
 
-def _frame(grid, result: DecodeResult, name, k: int, rows: int, title: str) -> go.Frame:
+def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows: int, title: str) -> go.Frame:
     """Frame k: the heatmap of passes max(0, k-rows+1)..k, the title and the current-row box."""
     lo = max(0, k - rows + 1)
-    committed = committed_by(result)
     z, text, hover = [], [], []
     for r in range(lo, k + 1):
         z.append([None if c is None else STATES.index(c.state) for c in grid[r]])
@@ -114,7 +113,8 @@ def trajectory_figure(result: DecodeResult, tokenizer=None, current: int | None 
     last = len(result.passes) - 1
     current = last if current is None else max(0, min(current, last))
     rows = min(rows, len(result.passes))
-    frames = [_frame(grid, result, name, k, rows, title) for k in range(len(result.passes))]
+    committed = committed_by(result)
+    frames = [_frame(grid, result, committed, name, k, rows, title) for k in range(len(result.passes))]
     legend = [go.Scatter(x=[None], y=[None], mode="markers", name=LABELS[s], showlegend=True,
                          marker={"symbol": "square", "size": 14, "color": COLORS[s]}) for s in STATES]
     fig = go.Figure(data=[frames[current].data[0], *legend], frames=frames)
