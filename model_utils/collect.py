@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment", action="store_true")
     p.add_argument("--labels", action="store_true", help="store the data set's answers for --gt-labels training")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard", default="0/1", help="k/n: collect prompts k, k+n, ... (run n processes in parallel)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
     args = p.parse_args(argv)
@@ -32,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = read_prompts(args.data)
         model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype)
-        bar = tqdm(total=min(len(rows), args.limit or len(rows)), desc="prompts", unit="prompt")
+        k, n = (int(x) for x in args.shard.split("/"))
+        bar = tqdm(total=len(range(k, min(len(rows), args.limit or len(rows)), n)), desc="prompts", unit="prompt")
         written = collect_trajectories(model, tokenizer, rows, args.out, block_size=args.block_size,
                                        max_new_tokens=args.max_new_tokens, limit=args.limit, augment=args.augment,
-                                       labels=args.labels, seed=args.seed,
+                                       labels=args.labels, seed=args.seed, shard=(k, n),
                                        progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
     except UserError as e:

@@ -120,19 +120,26 @@ def finished_ids(path: str) -> set[str]:
 
 def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict],
                          out_path: str, *, block_size: int = 16, max_new_tokens: int = 256, limit: int | None = None,
-                         augment: bool = False, labels: bool = False, seed: int = 0,
+                         augment: bool = False, labels: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1),
                          progress: Callable[[int, int], None] | None = None) -> int:
-    """Append the records of every prompt not yet in out_path; returns how many records were written."""
+    """Append the records of every prompt not yet in out_path; returns how many records were written.
+
+    shard (k, n) takes prompts k, k+n, k+2n, ... so n processes can collect one data set in parallel.
+    """
     if block_size < 1:
         raise UserError(f"Block size must be at least 1 (got {block_size}).")
     rows = rows[:limit] if limit else rows
     if not rows:
         raise UserError("The data set is empty: there is nothing to collect.")
+    k, n = shard
+    if not 0 <= k < n:
+        raise UserError(f"Shard {k}/{n} does not exist: use k/n with 0 <= k < n.")
+    mine = [(i, row) for i, row in enumerate(rows) if i % n == k]
     done = finished_ids(out_path)
     written = 0
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "a", encoding="utf-8") as f:
-        for i, row in enumerate(rows):
+        for count, (i, row) in enumerate(mine, 1):
             if f"data_{i}" not in done:
                 records = prompt_records(model, tokenizer, row, i, block_size=block_size,
                                          max_new_tokens=max_new_tokens, labels=labels, do_augment=augment, seed=seed)
@@ -140,5 +147,5 @@ def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
                 f.flush()
                 written += len(records)
             if progress:
-                progress(i + 1, len(rows))
+                progress(count, len(mine))
     return written

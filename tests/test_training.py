@@ -243,3 +243,11 @@ def test_ar_labels_can_skip_the_prompt(trajectories):
     full, masked = (collate([it], pad_id=0)["ar_labels"][0] for it in items)
     n = records[1]["prompt_ids_len"]
     assert (full[:n] != -100).all() and (masked[:n] == -100).all() and torch.equal(full[n:], masked[n:])
+
+
+def test_shards_together_collect_what_one_process_does(loaded, trajectories, tmp_path):
+    parts = [str(tmp_path / f"part{k}.jsonl") for k in range(2)]
+    for k, path in enumerate(parts):
+        collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW, labels=True, shard=(k, 2))
+    key = lambda r: (int(r["data_id"].split("_")[1]), r["jacobian_itr_id"])  # noqa: E731
+    assert sorted(read(parts[0]) + read(parts[1]), key=key) == sorted(read(trajectories), key=key)
