@@ -22,11 +22,13 @@ echo "== 2/4 prompts for trajectory collection (the base's own training corpus) 
 head -n "${N_PROMPTS:-3000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
 
 echo "== 3/4 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
+pids=()
 for k in 0 1; do
   python -m model_utils.collect --model "$BASE" --data "$W/cllm/prompts.jsonl" --out "$W/cllm/trajectories-$k.jsonl" \
     --block-size "$BLOCK" --max-new-tokens 256 --augment --labels --seed "$SEED" --shard "$k/2" &
+  pids+=($!)
 done
-wait
+for pid in "${pids[@]}"; do wait "$pid"; done  # fails the script if either shard failed
 cat "$W/cllm/trajectories-0.jsonl" "$W/cllm/trajectories-1.jsonl" > "$W/cllm/trajectories.jsonl"
 
 echo "== 4/4 consistency training =="
