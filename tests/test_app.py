@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from app_fixtures import PROMPT, app_url, tiny_models, words_jsonl  # noqa: F401 (fixtures)
+from model_utils.errors import UserError
 from model_utils.records import DecodeResult
 
 
@@ -215,3 +216,24 @@ def test_finetune_refuses_bad_settings(client, base_model):
     assert "plain name" in status
     status, *_ = finetune(client, base_model, "ok", steps=0).result()
     assert "at least 1" in status
+
+
+def test_model_text_is_shown_literally_and_multi_token_passes_are_marked():
+    from app.chat import escape, highlighted
+    assert escape("<<16-3-4=9>>9\n#### 18") == "&lt;&lt;16\\-3\\-4=9&gt;&gt;9\n\\#\\#\\#\\# 18"
+    html = highlighted([("She ", 1), ("sells 9\neggs", 3)])
+    assert html == ('She <span class="ff" title="3 tokens in one forward pass">sells 9</span>\n'
+                    '<span class="ff" title="3 tokens in one forward pass">eggs</span>')
+
+
+def test_the_model_cache_keeps_the_most_recent(tiny_models):  # noqa: F811
+    from app.models import Models, Settings
+    models = Models(Settings(*tiny_models, device="cpu"), capacity=1)
+    first = models.get(tiny_models[0])
+    assert models.get(tiny_models[0]) is first
+    models.get(tiny_models[1])
+    assert list(models.cache) == [(tiny_models[1], "cpu", "auto", None)]
+    with models.turn("testing"):
+        with pytest.raises(UserError, match="busy testing"):
+            with models.turn("chatting"):
+                pass
