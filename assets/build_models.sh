@@ -19,7 +19,7 @@ if [ ! -f "$BASE/model.safetensors" ]; then
 fi
 
 echo "== 2/4 prompts for trajectory collection (the base's own training corpus) =="
-head -n "${N_PROMPTS:-3000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
+head -n "${N_PROMPTS:-6000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
 
 echo "== 3/4 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
 pids=()
@@ -34,7 +34,7 @@ cat "$W/cllm/trajectories-0.jsonl" "$W/cllm/trajectories-1.jsonl" > "$W/cllm/tra
 echo "== 4/4 consistency training =="
 resume=$([ -d "$W/cllm/train" ] && echo --resume || true)
 python -m model_utils.train --model "$BASE" --trajectories "$W/cllm/trajectories.jsonl" --out "$W/cllm/train" \
-  --block-size "$BLOCK" --epochs "${EPOCHS:-1}" --lr "${LR:-1e-4}" --batch-size 8 --ar-weight 10 \
+  --block-size "$BLOCK" --epochs "${EPOCHS:-1}" --lr "${LR:-5e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
   --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
   --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
 mkdir -p "$CLLM"
