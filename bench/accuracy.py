@@ -13,7 +13,8 @@ import sys
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bench.data import DEFAULT_PROMPTS, cli, prompt_of, read_items, write_json
+from bench.data import DEFAULT_PROMPTS, prompt_of, read_items, write_json
+from model_utils.cli import run_cli
 from model_utils.decoding import SCHEMES, decode
 from model_utils.gsm8k_eval import extract_answer
 from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return cli(lambda: run(args))
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
 """Prompt files (jsonl with `question` or `prompt`, optionally `answer`) and the CLIs' shared plumbing."""
 import json
-import sys
-from collections.abc import Callable
 
 import torch
 
 from model_utils.data import read_prompts
 from model_utils.errors import UserError
-from model_utils.loading import quiet_transformers, resolve_path
+from model_utils.loading import resolve_path
 
 DEFAULT_PROMPTS = "assets/data/gsm8k/test.jsonl"
 
@@ -31,17 +29,6 @@ def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock timings cover it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def cli(run: Callable[[], None]) -> int:
-    """Run a CLI body: exit 0, or print a UserError as one line on stderr and exit 2."""
-    quiet_transformers()
-    try:
-        run()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def write_json(path: str, data: dict) -> None:

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bench.data import DEFAULT_PROMPTS, cli, prompt_of, read_items, sync, write_json
+from bench.data import DEFAULT_PROMPTS, prompt_of, read_items, sync, write_json
+from model_utils.cli import run_cli
 from model_utils.decoding import SCHEMES, check_inputs, decode
 from model_utils.errors import UserError
 from model_utils.loading import DEVICES, DTYPES, encode_prompt, eos_ids, load_model
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return cli(lambda: run(args))
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ import sys
 from tqdm import tqdm
 
 from model_utils.data import read_prompts
-from model_utils.errors import UserError
-from model_utils.loading import quiet_transformers
+from model_utils.cli import run_cli
 from model_utils.loading import DEVICES, DTYPES, load_model
 from model_utils.trajectories import collect_trajectories
 
@@ -29,22 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
     args = p.parse_args(argv)
-    quiet_transformers()
-    try:
-        rows = read_prompts(args.data)
-        model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype)
-        k, n = (int(x) for x in args.shard.split("/"))
-        bar = tqdm(total=len(range(k, min(len(rows), args.limit or len(rows)), n)), desc="prompts", unit="prompt")
-        written = collect_trajectories(model, tokenizer, rows, args.out, block_size=args.block_size,
-                                       max_new_tokens=args.max_new_tokens, limit=args.limit, augment=args.augment,
-                                       labels=args.labels, seed=args.seed, shard=(k, n),
-                                       progress=lambda done, total: bar.update(done - bar.n))
-        bar.close()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: collect(args))
+
+
+def collect(args: argparse.Namespace) -> None:
+    rows = read_prompts(args.data)
+    model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype)
+    k, n = (int(x) for x in args.shard.split("/"))
+    bar = tqdm(total=len(range(k, min(len(rows), args.limit or len(rows)), n)), desc="prompts", unit="prompt")
+    written = collect_trajectories(model, tokenizer, rows, args.out, block_size=args.block_size,
+                                   max_new_tokens=args.max_new_tokens, limit=args.limit, augment=args.augment,
+                                   labels=args.labels, seed=args.seed, shard=(k, n),
+                                   progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
     print(f"wrote {written} records to {args.out}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

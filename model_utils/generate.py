@@ -7,8 +7,9 @@ import json
 import sys
 
 from model_utils.decoding import SCHEMES, ar_passes, collect, jacobi_passes
+from model_utils.cli import run_cli
 from model_utils.errors import UserError
-from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model, quiet_transformers
+from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
 from model_utils.metrics import summarize
 
 
@@ -67,21 +68,19 @@ def stream_to_terminal(passes, tokenizer):
     print()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    quiet_transformers()
-    try:
-        out = run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def report(args: argparse.Namespace) -> None:
+    out = run(args)
     if args.json:
         print(json.dumps(out))
     else:
         print(f"[{args.decoder}] {out['tokens']} tokens in {out['forward_passes']} forward passes "
               f"({out['tokens_per_forward']:.2f} tokens/pass), {out['tokens_per_second']:.1f} tokens/s, "
               f"{out['fast_forwarded']} fast-forwarded, {out['stationary']} stationary", file=sys.stderr)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli(lambda: report(args))
 
 
 if __name__ == "__main__":

@@ -303,16 +303,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_utils.loading import quiet_transformers
-    quiet_transformers()
-    try:
+    from model_utils.cli import run_cli
+
+    def body() -> None:
         config = parse_args(argv)
         train(config)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"saved the CLLM to {config.out}", file=sys.stderr)
-    return 0
+        print(f"saved the CLLM to {config.out}", file=sys.stderr)
+    return run_cli(body)
 
 
 if __name__ == "__main__":

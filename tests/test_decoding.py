@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from model_utils.decoding import ar_passes, decode, jacobi_passes
+from model_utils.decoding import decode, jacobi_passes
 from model_utils.errors import UserError
 from model_utils.metrics import run_progress, summarize
 from tiny import tiny_model
