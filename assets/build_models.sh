@@ -24,7 +24,7 @@ head -n "${N_PROMPTS:-6000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
 echo "== 3/4 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
 pids=()
 for k in 0 1; do
-  python -m model_utils.collect --model "$BASE" --data "$W/cllm/prompts.jsonl" --out "$W/cllm/trajectories-$k.jsonl" \
+  OMP_NUM_THREADS=1 python -m model_utils.collect --model "$BASE" --data "$W/cllm/prompts.jsonl" --out "$W/cllm/trajectories-$k.jsonl" \
     --block-size "$BLOCK" --max-new-tokens 256 --augment --labels --seed "$SEED" --shard "$k/2" &
   pids+=($!)
 done
