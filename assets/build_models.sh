@@ -38,5 +38,5 @@ python -m model_utils.train --model "$BASE" --trajectories "$W/cllm/trajectories
   --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
   --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
 mkdir -p "$CLLM"
-cp "$W/cllm/train"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json} "$CLLM/"
+cp "$W/cllm/train"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$CLLM/"
 echo "done: $BASE and $CLLM"
