@@ -9,8 +9,7 @@ from app.chat import CSS  # noqa: E402
 from app.models import Models, Settings  # noqa: E402
 from app.ui import HEAD, build_demo  # noqa: E402
 from model_utils.errors import UserError  # noqa: E402
-from model_utils.generate import quiet_transformers  # noqa: E402
-from model_utils.loading import DEVICES, DTYPES  # noqa: E402
+from model_utils.loading import DEVICES, DTYPES, quiet_transformers  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -103,7 +103,7 @@ def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block:
 
 def start(models: Models, job: Job, dropdowns: int, base: str, dataset: str, upload: str | None, n_prompts: int,
           block: int, max_new: int, steps: int, lr: float, consistency: str, ar_weight: float, smoothing: float,
-          gt_labels: bool, name: str, resume: bool = False, progress=gr.Progress()):
+          gt_labels: bool, answer_only: bool, name: str, resume: bool = False, progress=gr.Progress()):
     """Start (or resume) a run and stream its progress and losses until it ends."""
     skip = [gr.skip()] * dropdowns
     try:
@@ -116,6 +116,7 @@ def start(models: Models, job: Job, dropdowns: int, base: str, dataset: str, upl
         config = TrainConfig(model=base, trajectories=out + "-trajectories.jsonl", out=out, max_steps=int(steps),
                              lr=float(lr), consistency=consistency, ar_weight=float(ar_weight),
                              label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
+                             ar_mask_prompt=bool(answer_only),
                              save_steps=max(10, int(steps) // 10), resume=resume, overwrite=not resume,
                              device=models.settings.device)
         with job.lock:
@@ -185,13 +186,15 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
         block = gr.Number(16, label="block size", precision=0, elem_id="finetune-block")
         max_new = gr.Number(128, label="max new tokens per prompt", precision=0, elem_id="finetune-max-new")
         steps = gr.Number(200, label="training steps", precision=0, elem_id="finetune-steps")
-        lr = gr.Number(1e-4, label="learning rate", elem_id="finetune-lr")
+        lr = gr.Number(5e-4, label="learning rate", elem_id="finetune-lr")
     with gr.Row():
         consistency = gr.Radio(["global", "local"], value="global", label="consistency loss",
                                elem_id="finetune-consistency")
-        ar_weight = gr.Number(10.0, label="AR loss weight", elem_id="finetune-ar-weight")
+        ar_weight = gr.Number(5.0, label="AR loss weight", elem_id="finetune-ar-weight")
         smoothing = gr.Number(0.1, label="label smoothing", elem_id="finetune-smoothing")
-        gt_labels = gr.Checkbox(False, label="AR loss on the data set's answers", elem_id="finetune-gt-labels")
+        with gr.Column(min_width=200):
+            gt_labels = gr.Checkbox(False, label="AR loss on the data set's answers", elem_id="finetune-gt-labels")
+            answer_only = gr.Checkbox(True, label="AR loss on answer tokens only", elem_id="finetune-answer-only")
         name = gr.Textbox("cllm-finetuned", label="run name", elem_id="finetune-name")
     with gr.Row():
         start_btn = gr.Button("Start", variant="primary", elem_id="finetune-start")
@@ -200,7 +203,7 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
     status = gr.Markdown("Defaults finish in a few minutes on a CPU.", elem_id="finetune-status")
     plot = gr.Plot(label="training loss", show_label=False, elem_id="loss-plot")
     inputs = [base, dataset, upload, n_prompts, block, max_new, steps, lr, consistency, ar_weight, smoothing,
-              gt_labels, name]
+              gt_labels, answer_only, name]
     outputs = [status, plot, *dropdowns, base]
     for button, resume in ((start_btn, False), (resume_btn, True)):
         button.click(partial(start, models, job, len(dropdowns) + 1, resume=resume), inputs, outputs,

@@ -131,7 +131,7 @@ def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[
         buttons = {how: gr.Button(label, size="sm", elem_id=f"stepper-{how.replace('_', '-')}")
                    for how, label in zip(MOVES, ("◀ pass", "pass ▶", "◀◀ block", "block ▶▶"))}
         where = gr.Markdown(elem_id="stepper-status")
-    with gr.Row():
+    with gr.Column():  # stacked, so each grid gets the full width for its token texts
         plot = gr.Plot(label="trajectory", show_label=False, elem_id="trajectory-plot")
         other_plot = gr.Plot(label="trajectory (second model)", show_label=False, elem_id="trajectory-plot-compare",
                              visible=False)

@@ -148,7 +148,7 @@ def test_learn_live_example(client):
 
 
 def finetune(client, base, name, *, steps=4, data="gsm8k", upload=None, prompts=3, api="/finetune_start"):
-    return client.submit(base, data, upload, prompts, 6, 16, steps, 1e-3, "global", 10.0, 0.1, False, name,
+    return client.submit(base, data, upload, prompts, 6, 16, steps, 1e-3, "global", 10.0, 0.1, False, True, name,
                          api_name=api)
 
 
@@ -175,7 +175,7 @@ def test_second_training_is_refused_and_cancel_keeps_the_last_checkpoint(client,
     job = finetune(client, base_model, "long-run", data="upload", upload=upload, steps=5000)
     while not any("Training:" in str(o[0]) for o in job.outputs()):
         time.sleep(0.1)
-    status, *_ = client.predict(base_model, "upload", upload, 2, 6, 16, 4, 1e-3, "global", 10.0, 0.1, False,
+    status, *_ = client.predict(base_model, "upload", upload, 2, 6, 16, 4, 1e-3, "global", 10.0, 0.1, False, True,
                                 "other", api_name="/finetune_start")
     assert "already in progress" in status
     *_, busy = chat(client, PROMPT, base_model, base_model).result()

@@ -68,9 +68,10 @@ def token_namer(result: DecodeResult, tokenizer=None):
     return lambda t: printable(known.get(t, str(t)))
 
 
-def printable(text: str) -> str:
-    """Visible spaces and newlines; escaped so Plotly does not read "</s>" as markup."""
-    return html.escape(text.replace("\n", "↵").replace(" ", "·"), quote=False) or "∅"
+def printable(text: str, width: int = 9) -> str:
+    """Visible spaces and newlines, cut to `width`; escaped so Plotly does not read "</s>" as markup."""
+    text = text.replace("\n", "↵").replace(" ", "·") or "∅"
+    return html.escape(text if len(text) <= width else text[: width - 1] + "…", quote=False)
 
 
 def committed_by(result: DecodeResult) -> list[int]:
@@ -92,7 +93,7 @@ def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows:
     n = len(STATES)
     scale = [[(i + e) / n, COLORS[s]] for i, s in enumerate(STATES) for e in (0, 1)]
     heat = go.Heatmap(z=z, x=list(range(len(grid[0]))), y=list(range(lo, k + 1)), text=text, hovertext=hover,
-                      texttemplate="%{text}", hovertemplate="%{hovertext}<extra></extra>", colorscale=scale,
+                      texttemplate="%{text}", textfont={"size": 12}, hovertemplate="%{hovertext}<extra></extra>", colorscale=scale,
                       zmin=-0.5, zmax=n - 0.5, showscale=False, xgap=2, ygap=2)
     p = result.passes[k]
     heading = (f"pass {k} of {len(result.passes) - 1} · block {max(p.block, 0)} · "
