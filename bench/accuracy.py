@@ -43,7 +43,8 @@ def rates(scored: list[dict]) -> dict:
     n = len(scored)
     return {"n": n, "exact_match": sum(s["correct"] for s in scored) / n,
             "format_rate": sum(s["formatted"] for s in scored) / n,
-            "collapse_rate": sum(s["collapsed"] for s in scored) / n}
+            "collapse_rate": sum(s["collapsed"] for s in scored) / n,
+            "tokens_per_forward": sum(s["tokens"] for s in scored) / sum(s["forward_passes"] for s in scored)}
 
 
 def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: list[dict], *,
@@ -58,6 +59,7 @@ def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
                         max_new_tokens=max_new_tokens, eos_ids=eos, scheme=scheme, seed=seed, tokenizer=tokenizer)
         extra = {k: item[k] for k in ("template", "seen") if k in item}
         outputs.append({"question": question, "output": result.text, "tokens": len(result.token_ids),
+                        "forward_passes": len(result.passes),
                         **score(result.text, result.token_ids, item["answer"]), **extra})
     config = dict(decoder=decoder, block_size=block_size, max_new_tokens=max_new_tokens, scheme=scheme, seed=seed)
     out = {"config": config, **rates(outputs)}
@@ -70,7 +72,8 @@ def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
 
 def summary(result: dict) -> str:
     lines = [f"exact match {result['exact_match']:.1%}, format {result['format_rate']:.1%}, "
-             f"collapse {result['collapse_rate']:.1%} (n={result['n']})"]
+             f"collapse {result['collapse_rate']:.1%}, {result['tokens_per_forward']:.2f} tokens/forward "
+             f"(n={result['n']})"]
     for name, r in result.get("by_seen", {}).items():
         lines.append(f"  {name}: exact match {r['exact_match']:.1%} (n={r['n']})")
     return "\n".join(lines)

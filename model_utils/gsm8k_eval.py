@@ -30,7 +30,7 @@ def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast,
     outs = []
     for i in range(0, len(questions), batch_size):
         prompts = [prompt_text(tokenizer, q) for q in questions[i:i + batch_size]]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         gen = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         outs += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -3,13 +3,15 @@
 python -m model_utils.train --model M --trajectories TRAJ.jsonl --out DIR [--max-steps N] [--resume]
 
 Loss per record: consistency (global: a random state -> the fixed point; local: a state -> the
-next state; soft cross-entropy from the first wrong slot, target under stop-gradient) plus
+next state; soft cross-entropy from the first wrong slot, target under stop-gradient: the model's
+own logits, or with --frozen-target a frozen copy of the start model's) plus
 ar_weight x AR (label-smoothed, on the teacher output or with --gt-labels the data set's answer).
 Trainer gives `accelerate launch` / torchrun multi-GPU, checkpoints with optimizer, scheduler
 and RNG state, and a reproducible data order, so --resume after a kill ends where an
 uninterrupted run would.
 """
 import argparse
+import copy
 import json
 import os
 import random
@@ -46,6 +48,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     gt_labels: bool = False
     ar_mask_prompt: bool = False
+    frozen_target: bool = False
     block_size: int | None = None
     seed: int = 0
     save_steps: int = 200
@@ -129,19 +132,28 @@ def collate(items: list[dict], pad_id: int) -> dict:
 class ConsistencyTrainer(Trainer):
     """Trainer whose loss is consistency + ar_weight · AR; keeps the last step's parts for logging."""
 
-    def __init__(self, *args, ar_weight: float, label_smoothing: float, reuse_ar_as_target: bool, **kwargs):
+    def __init__(self, *args, ar_weight: float, label_smoothing: float, reuse_ar_as_target: bool,
+                 target_model: torch.nn.Module | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.ar_weight, self.label_smoothing, self.reuse = ar_weight, label_smoothing, reuse_ar_as_target
+        self.target_model = target_model
         self.last_losses: dict = {}
+
+    def target_logits(self, model, inputs, ar_logits: torch.Tensor) -> torch.Tensor:
+        """Logits on prefix + target state: the frozen start model's, or the model's own under stop-gradient."""
+        if self.target_model is not None:
+            with torch.no_grad():
+                return self.target_model.to(inputs["target_ids"].device)(
+                    input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
+        if self.reuse:  # the AR input is prefix + fixed point: the global target
+            return ar_logits.detach()
+        with torch.no_grad():
+            return model(input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ar_logits = model(input_ids=inputs["ar_ids"], attention_mask=inputs["ar_mask"]).logits
         l_ar = ar_loss(ar_logits, inputs["ar_labels"], self.label_smoothing)
-        if self.reuse:  # the AR input is prefix + fixed point: the global target
-            target_logits = ar_logits.detach()
-        else:
-            with torch.no_grad():
-                target_logits = model(input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
+        target_logits = self.target_logits(model, inputs, ar_logits)
         student_logits = model(input_ids=inputs["student_ids"], attention_mask=inputs["student_mask"]).logits
         keep = consistency_mask(inputs["state"], inputs["target_state"], inputs["prefix_len"], inputs["block_len"],
                                 student_logits.shape[1])
@@ -247,7 +259,8 @@ def train(config: TrainConfig, callback: Callback | None = None) -> str:
     trainer = ConsistencyTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=lambda items: collate(items, tokenizer.pad_token_id),
         ar_weight=config.ar_weight, label_smoothing=config.label_smoothing,
-        reuse_ar_as_target=config.consistency == "global" and not config.gt_labels)
+        reuse_ar_as_target=config.consistency == "global" and not config.gt_labels,
+        target_model=copy.deepcopy(model).eval().requires_grad_(False) if config.frozen_target else None)
     guard = QualityGuard(tokenizer, config.guard_prompts, config.guard_max_new_tokens) if config.guard_prompts else None
     reporter = StepReporter(trainer, dataset, os.path.join(config.out, LOG), guard, callback)
     trainer.add_callback(reporter)
@@ -282,6 +295,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--gt-labels", action="store_true", help="AR loss on the data set's answers (collect with --labels)")
     p.add_argument("--ar-mask-prompt", action="store_true", help="AR loss on the answer only (official: all tokens)")
+    p.add_argument("--frozen-target", action="store_true",
+                   help="consistency targets from a frozen copy of the start model (default: the model itself)")
     p.add_argument("--block-size", type=int, help="check that the trajectories use this block size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-steps", type=int, default=200)

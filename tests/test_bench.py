@@ -88,6 +88,10 @@ def test_accuracy_json_and_jacobi_equals_ar(models, prompts, accuracy_json):
     model, tokenizer = load_model(models["base"], device="cpu", dtype="float64")
     ar = run_accuracy(model, tokenizer, PROBLEMS, decoder="ar", max_new_tokens=12, progress=False)
     assert [o["output"] for o in ar["outputs"]] == [o["output"] for o in result["outputs"]]
+    assert ar["tokens_per_forward"] == 1.0
+    assert result["tokens_per_forward"] == sum(o["tokens"] for o in result["outputs"]) / sum(
+        o["forward_passes"] for o in result["outputs"]) and all(
+        o["forward_passes"] <= o["tokens"] for o in result["outputs"])
 
 
 def test_scoring_of_hand_made_outputs():
@@ -101,7 +105,10 @@ def test_scoring_of_hand_made_outputs():
     assert score("", [7] * 10, "#### 1")["collapsed"] and not score("", [7] * 9 + [8] + [7] * 9, "#### 1")["collapsed"]
     scored = [score("#### 3", [1, 2], "#### 3"), score("x", [4] * 12, "#### 3"), score("#### 4", [1], "#### 3"),
               score("#### 3", [1], "#### 3")]
-    assert rates(scored) == {"n": 4, "exact_match": 0.5, "format_rate": 0.75, "collapse_rate": 0.25}
+    for s, (tokens, passes) in zip(scored, [(2, 1), (12, 3), (1, 1), (1, 1)]):
+        s |= {"tokens": tokens, "forward_passes": passes}
+    assert rates(scored) == {"n": 4, "exact_match": 0.5, "format_rate": 0.75, "collapse_rate": 0.25,
+                             "tokens_per_forward": 16 / 6}
 
 
 @pytest.mark.parametrize("cli", [speed, accuracy])

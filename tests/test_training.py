@@ -140,6 +140,24 @@ def test_training_lowers_consistency_loss_and_raises_tokens_per_forward(base, lo
     assert after > before + 0.3
 
 
+def test_frozen_target_keeps_the_start_model_as_the_consistency_target(base, trajectories, tmp_path):
+    out = str(tmp_path / "frozen")
+    config = TrainConfig(model=base, trajectories=trajectories, out=out, max_steps=30, lr=1e-2, batch_size=4,
+                         ar_weight=1.0, device="cpu", save_steps=30, frozen_target=True)
+    train(config)
+    start, trained = weights(base), weights(out)
+    assert any(not torch.allclose(start[k], trained[k]) for k in start)  # the student moved
+    from model_utils.train import ConsistencyTrainer
+    teacher, _ = load_model(base, device="cpu")
+    batch = {"target_ids": torch.tensor([[5, 6, 7]]), "target_mask": torch.ones(1, 3, dtype=torch.long)}
+    trainer = ConsistencyTrainer.__new__(ConsistencyTrainer)
+    trainer.target_model, trainer.reuse = teacher, True
+    moved, _ = load_model(out, device="cpu")
+    got = ConsistencyTrainer.target_logits(trainer, moved, batch, ar_logits=torch.zeros(1, 3, 1))
+    assert torch.equal(got, teacher(input_ids=batch["target_ids"]).logits.detach())
+    assert "frozen_target" in json.load(open(os.path.join(out, "train_config.json")))
+
+
 class StopAt:
     def __init__(self, step):
         self.step, self.seen = step, 0
