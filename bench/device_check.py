@@ -12,6 +12,7 @@ AR part ways there: the share is reported, not assumed.
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -74,6 +75,7 @@ def main() -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU visible to torch: nothing to check here", file=sys.stderr)
         return 2
+    warnings.filterwarnings("ignore", message="MatMul8bitLt")  # bitsandbytes says it on every 8-bit matmul
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else "no GPU"
     print(f"torch {torch.__version__}, {gpu}", flush=True)
