@@ -92,11 +92,13 @@ def prompt_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, r
             "data_id": f"data_{data_id}", "jacobian_itr_id": f"itr_{k}", "prompt_ids": prefix,
             "prompt_ids_len": len(prompt_ids), "block_size": block_size,
             "answer_trajectory_ids": augment(trajectory, rng) if do_augment else trajectory,
-            "teacher_output_ids": prefix + fixed, "tokenizer": fingerprint, "last_block": k == len(blocks) - 1,
+            "teacher_output_ids": prefix + fixed, "tokenizer": fingerprint,
         }
         if label_ids is not None:
             record["labels_ids"] = label_ids
         records.append(record)
+    for j, record in enumerate(records):  # marks the prompt as finished for a resumed collection
+        record["last_block"] = j == len(records) - 1
     return records
 
 

@@ -86,6 +86,17 @@ def test_collection_resumes_without_duplicates(loaded, tmp_path):
     assert read(path) == read(once)
 
 
+def test_resume_skips_prompts_whose_last_block_was_dropped(loaded, tmp_path, monkeypatch):
+    from model_utils import trajectories
+    monkeypatch.setattr(trajectories, "has_repeat", lambda ids: len(ids) > MAX_NEW - BLOCK // 2)
+    path = str(tmp_path / "traj.jsonl")
+    first = collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW)
+    records = read(path)
+    assert first == len(records) > 0 and all(r["jacobian_itr_id"] != f"itr_{MAX_NEW // BLOCK - 1}" for r in records)
+    assert finished_ids(path) == {f"data_{i}" for i in range(len(ROWS))}
+    assert collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW) == 0
+
+
 def test_degenerate_records_are_dropped(tmp_path):
     from model_utils.trajectories import has_repeat
     assert has_repeat([5] * 10) and not has_repeat([5] * 9 + [6] + [5] * 9)
