@@ -34,7 +34,7 @@ cat "$W/cllm/trajectories-0.jsonl" "$W/cllm/trajectories-1.jsonl" > "$W/cllm/tra
 echo "== 4/4 consistency training =="
 resume=$([ -d "$W/cllm/train" ] && echo --resume || true)
 python -m model_utils.train --model "$BASE" --trajectories "$W/cllm/trajectories.jsonl" --out "$W/cllm/train" \
-  --block-size "$BLOCK" --epochs "${EPOCHS:-1}" --lr "${LR:-5e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
+  --block-size "$BLOCK" --epochs "${EPOCHS:-2}" --lr "${LR:-5e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
   --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
   --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
 mkdir -p "$CLLM"
