@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=60, help="wall-clock cap on training (checkpoints, then stops)")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --work")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: far faster, same recipe")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (cuda: a CUDA GPU)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--layers", type=int, default=4)
