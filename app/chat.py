@@ -208,9 +208,10 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
         clear = gr.Button("Clear", elem_id="clear")
         max_new = gr.Slider(8, 512, value=256, step=8, label="max new tokens", elem_id="max-new-tokens")
     status = gr.Markdown(elem_id="chat-status")
-    questions = example_questions()
-    if questions:
-        gr.Examples([[q] for q in questions], inputs=[prompt], label="held-out GSM8K test questions")
+    for path, label in EXAMPLE_SETS:
+        questions = example_questions(path)
+        if questions:
+            gr.Examples([[q] for q in questions], inputs=[prompt], label=label)
     inputs = [prompt, turns, *settings[0], *settings[1], max_new]
     outputs = [chats[0], chats[1], metrics[0], metrics[1], match, turns, status]
     event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
@@ -222,9 +223,15 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
     return [settings[0][0], settings[1][0]]
 
 
-def example_questions(n: int = 6) -> list[str]:
-    """Short held-out questions from the bundled GSM8K test split, if it is there."""
-    path = os.path.join(PROJECT_ROOT, "assets/data/gsm8k/test.jsonl")
+EXAMPLE_SETS = [
+    ("assets/data/synth/heldout.jsonl", "held-out generated problems (what the embedded models were trained for)"),
+    ("assets/data/gsm8k/test.jsonl", "held-out GSM8K test questions (mostly beyond the embedded models)"),
+]
+
+
+def example_questions(relative_path: str, n: int = 6) -> list[str]:
+    """The n shortest questions of a bundled jsonl file, if it is there."""
+    path = os.path.join(PROJECT_ROOT, relative_path)
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
