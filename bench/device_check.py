@@ -11,15 +11,16 @@ AR part ways there: the share is reported, not assumed.
 """
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from bench.data import prompt_of, read_items, sync
+from bench.data import prompt_of, read_items
+from bench.speed import run_ours
+from model_utils.cli import run_cli
 from model_utils.decoding import decode
-from model_utils.loading import encode_prompt, eos_ids, load_model
+from model_utils.loading import encode_prompt, eos_ids, load_model, resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tiny import tiny_model  # noqa: E402  (test helper: tiny random models of several families)
@@ -45,51 +46,43 @@ def tiny_families(dtype: torch.dtype, device: str) -> None:
 def embedded(prompts: list[str], device: str, dtype: str = "float32", bits: int | None = None) -> None:
     model, tokenizer = load_model("gsm8k-cllm", device=device, dtype=dtype, bits=bits)
     eos = eos_ids(model, tokenizer)
-    same = tokens = passes = 0
-    seconds = {"ar": 0.0, "jacobi": 0.0}
-    outputs = {}
-    for prompt in [prompts[0]] + prompts:  # the first one warms up
-        ids = encode_prompt(tokenizer, prompt)
-        for decoder in ("ar", "jacobi"):
-            sync(model.device)
-            t0 = time.perf_counter()
-            outputs[decoder] = decode(model, ids, decoder=decoder, block_size=16, max_new_tokens=256, eos_ids=eos)
-            sync(model.device)
-            seconds[decoder] += time.perf_counter() - t0
-        same += outputs["jacobi"].token_ids == outputs["ar"].token_ids
-        tokens += len(outputs["jacobi"].token_ids)
-        passes += len(outputs["jacobi"].passes)
-    n = len(prompts) + 1
+    kw = dict(block_size=16, max_new_tokens=256, eos_ids=eos)
+    runs = [(run_ours(model, ids, decoder="ar", **kw), run_ours(model, ids, decoder="jacobi", **kw))
+            for ids in [encode_prompt(tokenizer, p) for p in prompts[:1] + prompts]]  # the first one warms up
+    same = sum(ar.tokens == jacobi.tokens for ar, jacobi in runs)
+    tokens = sum(len(jacobi.tokens) for _, jacobi in runs)
+    passes = sum(jacobi.forward_passes for _, jacobi in runs)
     label = f"{bits}-bit" if bits else dtype
-    print(f"ok   gsm8k-cllm {device} {label}: Jacobi==AR on {same}/{n} prompts, {tokens / passes:.2f} tokens/forward, "
-          f"AR {tokens / seconds['ar']:.0f} vs Jacobi {tokens / seconds['jacobi']:.0f} tokens/s "
-          f"(memory {model.get_memory_footprint() / 1e6:.1f} MB)", flush=True)
+    print(f"ok   gsm8k-cllm {device} {label}: Jacobi==AR on {same}/{len(runs)} prompts, {tokens / passes:.2f} tokens/forward, "
+          f"AR {tokens / sum(ar.seconds for ar, _ in runs):.0f} vs Jacobi {tokens / sum(j.seconds for _, j in runs):.0f} "
+          f"tokens/s (memory {model.get_memory_footprint() / 1e6:.1f} MB)", flush=True)
 
 
-def main() -> int:
+def run(args: argparse.Namespace) -> None:
+    device = resolve_device(args.device)
+    warnings.filterwarnings("ignore", message="MatMul8bitLt")  # bitsandbytes says it on every 8-bit matmul
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "no GPU"
+    print(f"torch {torch.__version__}, {gpu}", flush=True)
+    for dtype in (torch.float64, torch.float32):
+        tiny_families(dtype, device)
+    prompts = [prompt_of(item) for item in read_items(args.prompts, args.n)]
+    for dtype in ("float32", "bfloat16", "float16"):
+        embedded(prompts, device, dtype=dtype)
+    for bits in (8, 4):
+        try:
+            embedded(prompts, device, bits=bits)
+        except Exception as e:  # report and go on: one line per check
+            print(f"FAIL gsm8k-cllm {device} {bits}-bit: {type(e).__name__}: {str(e).splitlines()[0]}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prompts", default="assets/data/synth/heldout.jsonl")
     p.add_argument("--n", type=int, default=20)
     p.add_argument("--device", default="cuda", help="cpu: a dry run of the same checks")
-    args = p.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("no CUDA GPU visible to torch: nothing to check here", file=sys.stderr)
-        return 2
-    warnings.filterwarnings("ignore", message="MatMul8bitLt")  # bitsandbytes says it on every 8-bit matmul
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    gpu = torch.cuda.get_device_name() if args.device == "cuda" else "no GPU"
-    print(f"torch {torch.__version__}, {gpu}", flush=True)
-    for dtype in (torch.float64, torch.float32):
-        tiny_families(dtype, args.device)
-    prompts = [prompt_of(item) for item in read_items(args.prompts, args.n)]
-    for dtype in ("float32", "bfloat16", "float16"):
-        embedded(prompts, args.device, dtype=dtype)
-    for bits in (8, 4):
-        try:
-            embedded(prompts, args.device, bits=bits)
-        except Exception as e:  # report and go on: one line per check
-            print(f"FAIL gsm8k-cllm {args.device} {bits}-bit: {type(e).__name__}: {str(e).splitlines()[0]}", flush=True)
-    return 0
+    args = p.parse_args(argv)
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from transformers import (GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTr
 from transformers.trainer_utils import get_last_checkpoint
 
 from model_utils import gsm8k_synth
+from model_utils.errors import UserError
 from model_utils.gsm8k_eval import evaluate
+from model_utils.loading import resolve_device
 from model_utils.tokenizer_build import build_tokenizer, prompt_text, training_text
 
 GSM8K_DIR = Path("assets/data/gsm8k")
@@ -128,6 +130,10 @@ def main() -> None:
     ap.add_argument("--save-steps", type=int, default=200)
     ap.add_argument("--eval-gsm8k", type=int, default=100, help="GSM8K test questions for the final check")
     args = ap.parse_args()
+    try:
+        resolve_device(args.device)
+    except UserError as e:
+        raise SystemExit(f"error: {e}")
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
     args.work.mkdir(parents=True, exist_ok=True)

@@ -133,18 +133,18 @@ class ConsistencyTrainer(Trainer):
     """Trainer whose loss is consistency + ar_weight · AR; keeps the last step's parts for logging."""
 
     def __init__(self, *args, ar_weight: float, label_smoothing: float, reuse_ar_as_target: bool,
-                 target_model: torch.nn.Module | None = None, **kwargs):
+                 frozen_target: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.ar_weight, self.label_smoothing, self.reuse = ar_weight, label_smoothing, reuse_ar_as_target
-        self.target_model = target_model
+        # copied after Trainer has placed the model, so the copy sits on the training device
+        self.target_model = copy.deepcopy(self.model).eval().requires_grad_(False) if frozen_target else None
         self.last_losses: dict = {}
 
     def target_logits(self, model, inputs, ar_logits: torch.Tensor) -> torch.Tensor:
         """Logits on prefix + target state: the frozen start model's, or the model's own under stop-gradient."""
         if self.target_model is not None:
             with torch.no_grad():
-                return self.target_model.to(inputs["target_ids"].device)(
-                    input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
+                return self.target_model(input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
         if self.reuse:  # the AR input is prefix + fixed point: the global target
             return ar_logits.detach()
         with torch.no_grad():
@@ -260,7 +260,7 @@ def train(config: TrainConfig, callback: Callback | None = None) -> str:
         model=model, args=args, train_dataset=dataset, data_collator=lambda items: collate(items, tokenizer.pad_token_id),
         ar_weight=config.ar_weight, label_smoothing=config.label_smoothing,
         reuse_ar_as_target=config.consistency == "global" and not config.gt_labels,
-        target_model=copy.deepcopy(model).eval().requires_grad_(False) if config.frozen_target else None)
+        frozen_target=config.frozen_target)
     guard = QualityGuard(tokenizer, config.guard_prompts, config.guard_max_new_tokens) if config.guard_prompts else None
     reporter = StepReporter(trainer, dataset, os.path.join(config.out, LOG), guard, callback)
     trainer.add_callback(reporter)

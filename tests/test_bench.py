@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from bench import accuracy, plot, speed
+from bench import accuracy, device_check, plot, speed
 from bench.accuracy import rates, run_accuracy, score
 from model_utils.loading import load_model
 from tiny import tiny_model, tiny_tokenizer
@@ -173,3 +173,10 @@ def test_device_check_dry_run_on_cpu():
     assert sum(line.startswith("ok   tiny") for line in lines) == 12 and not any("DIFF" in line for line in lines)
     assert sum(line.startswith("ok   gsm8k-cllm cpu") and "Jacobi==AR on 2/2" in line for line in lines) == 3
     assert sum(line.startswith("FAIL gsm8k-cllm cpu") and "needs --device cuda" in line for line in lines) == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")
+def test_device_check_without_a_gpu_says_so_in_one_line(capsys):
+    assert device_check.main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU is visible" in err and len(err.strip().splitlines()) == 1

@@ -280,3 +280,11 @@ def test_shards_together_collect_what_one_process_does(loaded, trajectories, tmp
         collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW, labels=True, shard=(k, 2))
     key = lambda r: (int(r["data_id"].split("_")[1]), r["jacobian_itr_id"])  # noqa: E731
     assert sorted(read(parts[0]) + read(parts[1]), key=key) == sorted(read(trajectories), key=key)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")
+def test_pretrain_on_cuda_without_a_gpu_stops_before_any_work(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "model_utils.pretrain", "--device", "cuda", "--work", str(tmp_path / "w"),
+                           "--out", str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no CUDA GPU is visible" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
