@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the embedded pair from seed 0 on CPU: tokenizer + data + base model, then its Jacobi
-# trajectories and the consistency-trained CLLM. Every stage resumes where it stopped: rerun the
-# script after an interruption. Work files go to runs/ (git-ignored); the models to assets/models/.
+# trajectories and the consistency-trained CLLM (two epochs on trajectories of the base's training mix,
+# then one epoch on real-GSM8K trajectories plus every second record of the first set). Every stage
+# resumes where it stopped: rerun the script after an interruption. Work files go to runs/ (git-ignored); the models to assets/models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
@@ -11,32 +12,45 @@ BASE=assets/models/gsm8k-base
 CLLM=assets/models/gsm8k-cllm
 mkdir -p "$W/base" "$W/cllm"
 
-echo "== 1/4 base model (tokenizer, data, pretraining) =="
+echo "== 1/5 base model (tokenizer, data, pretraining) =="
 if [ ! -f "$BASE/model.safetensors" ]; then
   resume=$([ -d "$W/base/ckpt" ] && echo --resume || true)
   python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps 3600 \
     --max-minutes 100 --threads 2 $resume
 fi
 
-echo "== 2/4 prompts for trajectory collection (the base's own training corpus) =="
+echo "== 2/5 prompts for trajectory collection (the base's own training corpus; then real GSM8K only) =="
 head -n "${N_PROMPTS:-6000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
+tail -n +"$(( ${N_PROMPTS:-6000} + 1 ))" "$W/base/corpus.jsonl" | grep '"template": "gsm8k"' | awk '!seen[$0]++' \
+  | head -n "${N_GSM8K:-2000}" > "$W/cllm/prompts-gsm8k.jsonl"
 
-echo "== 3/4 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
-pids=()
-for k in 0 1; do
-  OMP_NUM_THREADS=1 python -m model_utils.collect --model "$BASE" --data "$W/cllm/prompts.jsonl" --out "$W/cllm/trajectories-$k.jsonl" \
-    --block-size "$BLOCK" --max-new-tokens 256 --augment --labels --seed "$SEED" --shard "$k/2" &
-  pids+=($!)
+echo "== 3/5 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
+for set in "" -gsm8k; do
+  pids=()
+  for k in 0 1; do
+    OMP_NUM_THREADS=1 python -m model_utils.collect --model "$BASE" --data "$W/cllm/prompts$set.jsonl" \
+      --out "$W/cllm/trajectories$set-$k.jsonl" --block-size "$BLOCK" --max-new-tokens 256 --augment --labels \
+      --seed "$SEED" --shard "$k/2" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done  # fails the script if either shard failed
+  cat "$W/cllm/trajectories$set-0.jsonl" "$W/cllm/trajectories$set-1.jsonl" > "$W/cllm/trajectories$set.jsonl"
 done
-for pid in "${pids[@]}"; do wait "$pid"; done  # fails the script if either shard failed
-cat "$W/cllm/trajectories-0.jsonl" "$W/cllm/trajectories-1.jsonl" > "$W/cllm/trajectories.jsonl"
+{ cat "$W/cllm/trajectories-gsm8k.jsonl"; awk 'NR % 2 == 0' "$W/cllm/trajectories.jsonl"; } > "$W/cllm/trajectories-mix.jsonl"
 
-echo "== 4/4 consistency training =="
+echo "== 4/5 consistency training =="
 resume=$([ -d "$W/cllm/train" ] && echo --resume || true)
 python -m model_utils.train --model "$BASE" --trajectories "$W/cllm/trajectories.jsonl" --out "$W/cllm/train" \
   --block-size "$BLOCK" --epochs "${EPOCHS:-2}" --lr "${LR:-5e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
   --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
   --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
+
+echo "== 5/5 consistency training, one more epoch with real-GSM8K trajectories =="
+resume=$([ -d "$W/cllm/train-gsm8k" ] && echo --resume || true)
+python -m model_utils.train --model "$W/cllm/train" --trajectories "$W/cllm/trajectories-mix.jsonl" --out "$W/cllm/train-gsm8k" \
+  --block-size "$BLOCK" --epochs 1 --lr "${LR_GSM8K:-3e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
+  --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
+  --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
 mkdir -p "$CLLM"
-cp "$W/cllm/train"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$CLLM/"
+cp "$W/cllm/train-gsm8k"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$CLLM/"
 echo "done: $BASE and $CLLM"
