@@ -21,8 +21,9 @@ fi
 
 echo "== 2/5 prompts for trajectory collection (the base's own training corpus; then real GSM8K only) =="
 head -n "${N_PROMPTS:-6000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
-tail -n +"$(( ${N_PROMPTS:-6000} + 1 ))" "$W/base/corpus.jsonl" | grep '"template": "gsm8k"' | awk '!seen[$0]++' \
-  | head -n "${N_GSM8K:-2000}" > "$W/cllm/prompts-gsm8k.jsonl"
+awk -v skip="${N_PROMPTS:-6000}" -v n="${N_GSM8K:-2000}" \
+  'NR > skip && /"template": "gsm8k"/ && !seen[$0]++ { print; if (++k == n) exit }' \
+  "$W/base/corpus.jsonl" > "$W/cllm/prompts-gsm8k.jsonl"
 
 echo "== 3/5 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
 for set in "" -gsm8k; do
