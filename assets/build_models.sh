@@ -2,7 +2,8 @@
 # Rebuild the embedded pair from seed 0 on CPU: tokenizer + data + base model, then its Jacobi
 # trajectories and the consistency-trained CLLM (two epochs on trajectories of the base's training mix,
 # then one epoch on real-GSM8K trajectories plus every second record of the first set). Every stage
-# resumes where it stopped: rerun the script after an interruption. Work files go to runs/ (git-ignored); the models to assets/models/.
+# resumes where it stopped: rerun the script after an interruption. Work files go to runs/ (git-ignored);
+# the models to assets/models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
@@ -11,6 +12,14 @@ W=runs
 BASE=assets/models/gsm8k-base
 CLLM=assets/models/gsm8k-cllm
 mkdir -p "$W/base" "$W/cllm"
+
+train_cllm() {  # start model, trajectories, output dir, epochs, learning rate; resumes if the dir exists
+  local resume
+  resume=$([ -d "$3" ] && echo --resume || true)
+  python -m model_utils.train --model "$1" --trajectories "$2" --out "$3" --epochs "$4" --lr "$5" \
+    --block-size "$BLOCK" --batch-size 8 --ar-weight 5 --ar-mask-prompt --label-smoothing 0.1 --save-steps 200 \
+    --seed "$SEED" --save-dtype float16 --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
+}
 
 echo "== 1/5 base model (tokenizer, data, pretraining) =="
 if [ ! -f "$BASE/model.safetensors" ]; then
@@ -40,18 +49,10 @@ done
 { cat "$W/cllm/trajectories-gsm8k.jsonl"; awk 'NR % 2 == 0' "$W/cllm/trajectories.jsonl"; } > "$W/cllm/trajectories-mix.jsonl"
 
 echo "== 4/5 consistency training =="
-resume=$([ -d "$W/cllm/train" ] && echo --resume || true)
-python -m model_utils.train --model "$BASE" --trajectories "$W/cllm/trajectories.jsonl" --out "$W/cllm/train" \
-  --block-size "$BLOCK" --epochs "${EPOCHS:-2}" --lr "${LR:-5e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
-  --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
-  --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
+train_cllm "$BASE" "$W/cllm/trajectories.jsonl" "$W/cllm/train" "${EPOCHS:-2}" "${LR:-5e-4}"
 
 echo "== 5/5 consistency training, one more epoch with real-GSM8K trajectories =="
-resume=$([ -d "$W/cllm/train-gsm8k" ] && echo --resume || true)
-python -m model_utils.train --model "$W/cllm/train" --trajectories "$W/cllm/trajectories-mix.jsonl" --out "$W/cllm/train-gsm8k" \
-  --block-size "$BLOCK" --epochs 1 --lr "${LR_GSM8K:-3e-4}" --batch-size 8 --ar-weight 5 --ar-mask-prompt \
-  --label-smoothing 0.1 --save-steps 200 --seed "$SEED" --save-dtype float16 \
-  --guard-data assets/data/synth/heldout.jsonl --guard-n 8 $resume
+train_cllm "$W/cllm/train" "$W/cllm/trajectories-mix.jsonl" "$W/cllm/train-gsm8k" 1 "${LR_GSM8K:-3e-4}"
 mkdir -p "$CLLM"
 cp "$W/cllm/train-gsm8k"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$CLLM/"
 echo "done: $BASE and $CLLM"
