@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Rebuild the embedded pair from seed 0 on CPU: tokenizer + data + base model, then its Jacobi
 # trajectories and the consistency-trained CLLM (two epochs on trajectories of the base's training mix,
-# then one epoch on real-GSM8K trajectories plus every second record of the first set). Every stage
-# resumes where it stopped: rerun the script after an interruption. Work files go to runs/ (git-ignored);
-# the models to assets/models/.
+# then one epoch on real-GSM8K trajectories plus every second record of the first set). Collection drops
+# the blocks where the base has fallen into a token or phrase loop. Every stage resumes where it stopped:
+# rerun the script after an interruption. The training stages use a CUDA GPU when there is one. Work
+# files go to runs/ (git-ignored); the models to assets/models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
@@ -34,7 +35,7 @@ awk -v skip="${N_PROMPTS:-6000}" -v n="${N_GSM8K:-2000}" \
   'NR > skip && /"template": "gsm8k"/ && !seen[$0]++ { print; if (++k == n) exit }' \
   "$W/base/corpus.jsonl" > "$W/cllm/prompts-gsm8k.jsonl"
 
-echo "== 3/5 Jacobi trajectories of the base (block $BLOCK, augmented; two processes) =="
+echo "== 3/5 Jacobi trajectories of the base (block $BLOCK, augmented, loops dropped; two processes) =="
 for set in "" -gsm8k; do
   pids=()
   for k in 0 1; do
@@ -52,7 +53,7 @@ echo "== 4/5 consistency training =="
 train_cllm "$BASE" "$W/cllm/trajectories.jsonl" "$W/cllm/train" "${EPOCHS:-2}" "${LR:-5e-4}"
 
 echo "== 5/5 consistency training, one more epoch with real-GSM8K trajectories =="
-train_cllm "$W/cllm/train" "$W/cllm/trajectories-mix.jsonl" "$W/cllm/train-gsm8k" 1 "${LR_GSM8K:-3e-4}"
+train_cllm "$W/cllm/train" "$W/cllm/trajectories-mix.jsonl" "$W/cllm/train-gsm8k" 1 "${LR_GSM8K:-6e-4}"
 mkdir -p "$CLLM"
 cp "$W/cllm/train-gsm8k"/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$CLLM/"
 echo "done: $BASE and $CLLM"

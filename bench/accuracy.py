@@ -1,5 +1,6 @@
 """Accuracy of greedy AR or Jacobi outputs on GSM8K-style problems: exact match of the final
-`#### N` answer, format rate (an answer is given) and collapse rate (a token repeated 10+ times in a row).
+`#### N` answer, format rate (an answer is given), collapse rate (a token repeated 10+ times in a row) and
+loop rate (a phrase said over and over: 16+ tokens of one phrase repeated 3+ times).
 
 python -m bench.accuracy [--model M] [--prompts FILE] [--limit N] [--decoder ar|jacobi] [--block-size 16]
     [--max-new-tokens 256] [--scheme sliding|block] [--device auto] [--dtype auto] [--json OUT]
@@ -18,17 +19,7 @@ from model_utils.cli import run_cli
 from model_utils.decoding import SCHEMES, decode
 from model_utils.gsm8k_eval import extract_answer
 from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
-
-COLLAPSE_RUN = 10
-
-
-def longest_run(ids: list[int]) -> int:
-    """Length of the longest stretch of one token repeated back to back."""
-    best = run = 0
-    for i, t in enumerate(ids):
-        run = run + 1 if i and t == ids[i - 1] else 1
-        best = max(best, run)
-    return best
+from model_utils.trajectories import LOOP_SPAN, has_repeat, longest_loop
 
 
 def score(output: str, token_ids: list[int], answer: str) -> dict:
@@ -36,7 +27,8 @@ def score(output: str, token_ids: list[int], answer: str) -> dict:
     pred, gold = extract_answer(output), extract_answer(answer)
     return {"pred": pred, "gold": gold,
             "correct": pred is not None and gold is not None and float(pred) == float(gold),
-            "formatted": pred is not None, "collapsed": longest_run(token_ids) >= COLLAPSE_RUN}
+            "formatted": pred is not None, "collapsed": has_repeat(token_ids),
+            "looped": longest_loop(token_ids) >= LOOP_SPAN}
 
 
 def rates(scored: list[dict]) -> dict:
@@ -44,6 +36,7 @@ def rates(scored: list[dict]) -> dict:
     return {"n": n, "exact_match": sum(s["correct"] for s in scored) / n,
             "format_rate": sum(s["formatted"] for s in scored) / n,
             "collapse_rate": sum(s["collapsed"] for s in scored) / n,
+            "loop_rate": sum(s["looped"] for s in scored) / n,
             "tokens_per_forward": sum(s["tokens"] for s in scored) / sum(s["forward_passes"] for s in scored)}
 
 
@@ -72,7 +65,7 @@ def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
 
 def summary(result: dict) -> str:
     lines = [f"exact match {result['exact_match']:.1%}, format {result['format_rate']:.1%}, "
-             f"collapse {result['collapse_rate']:.1%}, {result['tokens_per_forward']:.2f} tokens/forward "
+             f"collapse {result['collapse_rate']:.1%}, loops {result['loop_rate']:.1%}, {result['tokens_per_forward']:.2f} tokens/forward "
              f"(n={result['n']})"]
     for name, r in result.get("by_seen", {}).items():
         lines.append(f"  {name}: exact match {r['exact_match']:.1%} (n={r['n']})")

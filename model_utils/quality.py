@@ -6,7 +6,7 @@ import torch
 from model_utils.decoding import decode
 from model_utils.gsm8k_eval import extract_answer
 from model_utils.loading import encode_prompt
-from model_utils.trajectories import has_repeat
+from model_utils.trajectories import is_degenerate
 
 class QualityGuard:
     """Compares every check with the first one (the model before training) and warns when it falls."""
@@ -25,7 +25,7 @@ class QualityGuard:
                        for ids in self.prompts]
         model.train(was_training)
         texts = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
-        report = {"n": len(outputs), "collapsed": sum(has_repeat(o) for o in outputs),
+        report = {"n": len(outputs), "collapsed": sum(is_degenerate(o) for o in outputs),
                   "format_rate": sum(extract_answer(t) is not None for t in texts) / max(len(texts), 1),
                   "sample": texts[0][:200] if texts else ""}
         if self.baseline is None:
@@ -38,8 +38,8 @@ class QualityGuard:
     def warning(self, report: dict) -> str | None:
         base = self.baseline
         if report["collapsed"] > base["collapsed"]:
-            return (f"{report['collapsed']} of {report['n']} held-out outputs repeat one token 10+ times "
-                    f"(before training: {base['collapsed']}); lower the lr or raise --ar-weight.")
+            return (f"{report['collapsed']} of {report['n']} held-out outputs repeat one token 10+ times or loop "
+                    f"over one phrase (before training: {base['collapsed']}); lower the lr or raise --ar-weight.")
         if report["format_rate"] < base["format_rate"] - self.max_format_drop:
             return (f"answer format fell from {base['format_rate']:.0%} to {report['format_rate']:.0%} "
                     f"of held-out outputs.")

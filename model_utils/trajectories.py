@@ -19,6 +19,8 @@ from model_utils.metrics import pass_states
 from model_utils.records import DecodeResult
 
 REPEAT_LIMIT = 10
+LOOP_SPAN = 16  # tokens of a phrase loop that make a record degenerate
+LOOP_PERIOD = 32  # longest phrase (in tokens) looked for
 
 
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -35,6 +37,24 @@ def has_repeat(ids: list[int], limit: int = REPEAT_LIMIT) -> bool:
         if run >= limit:
             return True
     return False
+
+
+def longest_loop(ids: list[int], max_period: int = LOOP_PERIOD) -> int:
+    """Length of the longest stretch that repeats one phrase of 1..max_period tokens at least three times."""
+    best = 0
+    for period in range(1, max_period + 1):
+        run = 0  # positions j in a row with ids[j] == ids[j - period]
+        for j in range(period, len(ids)):
+            run = run + 1 if ids[j] == ids[j - period] else 0
+            if run >= 2 * period:
+                best = max(best, run + period)
+    return best
+
+
+def is_degenerate(ids: list[int]) -> bool:
+    """Token-level (one token 10+ times) or phrase-level repetition (a loop of LOOP_SPAN+ tokens):
+    the maintainers' advice is to remove both before training (reference §3, issue #11)."""
+    return has_repeat(ids) or longest_loop(ids) >= LOOP_SPAN
 
 
 def block_trajectories(result: DecodeResult) -> list[tuple[int, list[list[int]]]]:
@@ -86,7 +106,7 @@ def prompt_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, r
     for k, (start, trajectory) in enumerate(blocks):
         prefix = prompt_ids + result.token_ids[:start]
         fixed = trajectory[-1]
-        if has_repeat(result.token_ids[: start + len(fixed)]):
+        if is_degenerate(result.token_ids[: start + len(fixed)]):
             continue
         record = {
             "data_id": f"data_{data_id}", "jacobian_itr_id": f"itr_{k}", "prompt_ids": prefix,

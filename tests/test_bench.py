@@ -96,19 +96,20 @@ def test_accuracy_json_and_jacobi_equals_ar(models, prompts, accuracy_json):
 
 def test_scoring_of_hand_made_outputs():
     assert score("9 * 2 = 18 #### 1,000", [5, 6], "#### 1000") == {
-        "pred": "1000", "gold": "1000", "correct": True, "formatted": True, "collapsed": False}
+        "pred": "1000", "gold": "1000", "correct": True, "formatted": True, "collapsed": False, "looped": False}
     assert score("so #### 12.0", [5], "#### 12")["correct"]
     assert score("#### 12 then #### 13", [5], "#### 12")["correct"] is False  # the last answer counts
     assert score("the answer is 12", [5], "#### 12")["formatted"] is False
     assert score("#### 13", [5], "#### 12") == {"pred": "13", "gold": "12", "correct": False, "formatted": True,
-                                                "collapsed": False}
+                                                "collapsed": False, "looped": False}
     assert score("", [7] * 10, "#### 1")["collapsed"] and not score("", [7] * 9 + [8] + [7] * 9, "#### 1")["collapsed"]
+    assert score("", [1, 2, 3, 4] * 4, "#### 1")["looped"] and not score("", [1, 2, 3, 4] * 2, "#### 1")["looped"]
     scored = [score("#### 3", [1, 2], "#### 3"), score("x", [4] * 12, "#### 3"), score("#### 4", [1], "#### 3"),
-              score("#### 3", [1], "#### 3")]
-    for s, (tokens, passes) in zip(scored, [(2, 1), (12, 3), (1, 1), (1, 1)]):
+              score("#### 3", [1], "#### 3"), score("y", [5, 6] * 10, "#### 3")]
+    for s, (tokens, passes) in zip(scored, [(2, 1), (12, 3), (1, 1), (1, 1), (20, 2)]):
         s |= {"tokens": tokens, "forward_passes": passes}
-    assert rates(scored) == {"n": 4, "exact_match": 0.5, "format_rate": 0.75, "collapse_rate": 0.25,
-                             "tokens_per_forward": 16 / 6}
+    assert rates(scored) == {"n": 5, "exact_match": 0.4, "format_rate": 0.6, "collapse_rate": 0.2,
+                             "loop_rate": 0.2, "tokens_per_forward": 36 / 8}
 
 
 @pytest.mark.parametrize("cli", [speed, accuracy])

@@ -88,7 +88,7 @@ def test_collection_resumes_without_duplicates(loaded, tmp_path):
 
 def test_resume_skips_prompts_whose_last_block_was_dropped(loaded, tmp_path, monkeypatch):
     from model_utils import trajectories
-    monkeypatch.setattr(trajectories, "has_repeat", lambda ids: len(ids) > MAX_NEW - BLOCK // 2)
+    monkeypatch.setattr(trajectories, "is_degenerate", lambda ids: len(ids) > MAX_NEW - BLOCK // 2)
     path = str(tmp_path / "traj.jsonl")
     first = collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW)
     records = read(path)
@@ -100,6 +100,29 @@ def test_resume_skips_prompts_whose_last_block_was_dropped(loaded, tmp_path, mon
 def test_degenerate_records_are_dropped(tmp_path):
     from model_utils.trajectories import has_repeat
     assert has_repeat([5] * 10) and not has_repeat([5] * 9 + [6] + [5] * 9)
+
+
+def test_phrase_loops_are_degenerate_and_ordinary_repeats_are_not():
+    from model_utils.trajectories import LOOP_SPAN, is_degenerate, longest_loop
+    phrase = [11, 12, 13, 14, 15]  # "the first day, " said over and over
+    assert longest_loop([1, 2] + phrase * 4 + [3]) == 20
+    assert is_degenerate([1, 2] + phrase * 4) and is_degenerate([7] * 10)
+    assert not is_degenerate([1, 2] + phrase * 2 + [3])  # said twice: no loop
+    assert not is_degenerate([4, 5] * 7 + [9])  # a 2-token phrase thrice is a loop, but 15 tokens < LOOP_SPAN
+    assert LOOP_SPAN == 16 and is_degenerate([4, 5] * 8)
+    long_phrase = list(range(100, 140))  # 40 tokens: longer than any phrase looked for
+    assert not is_degenerate(long_phrase * 3)
+
+
+def test_quality_guard_warns_when_loops_appear_or_the_format_falls(loaded):
+    from model_utils.quality import QualityGuard
+    model, tokenizer = loaded
+    guard = QualityGuard(tokenizer, [row["prompt"] for row in ROWS[:2]], max_new_tokens=MAX_NEW)
+    first = guard.check(model)
+    assert first["n"] == 2 and first["warning"] is None and guard.check(model)["warning"] is None
+    worse = first | {"collapsed": first["collapsed"] + 1}
+    assert "loop over one phrase" in guard.warning(worse)
+    assert "answer format fell" in guard.warning(first | {"format_rate": first["format_rate"] - 0.5})
 
 
 def test_consistency_mask_starts_at_the_first_wrong_slot():
