@@ -65,8 +65,8 @@ def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
 
 def summary(result: dict) -> str:
     lines = [f"exact match {result['exact_match']:.1%}, format {result['format_rate']:.1%}, "
-             f"collapse {result['collapse_rate']:.1%}, loops {result['loop_rate']:.1%}, {result['tokens_per_forward']:.2f} tokens/forward "
-             f"(n={result['n']})"]
+             f"collapse {result['collapse_rate']:.1%}, loops {result['loop_rate']:.1%}, "
+             f"{result['tokens_per_forward']:.2f} tokens/forward (n={result['n']})"]
     for name, r in result.get("by_seen", {}).items():
         lines.append(f"  {name}: exact match {r['exact_match']:.1%} (n={r['n']})")
     return "\n".join(lines)
