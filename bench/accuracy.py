@@ -19,7 +19,7 @@ from model_utils.cli import run_cli
 from model_utils.decoding import SCHEMES, decode
 from model_utils.gsm8k_eval import extract_answer
 from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
-from model_utils.trajectories import LOOP_SPAN, has_repeat, longest_loop
+from model_utils.trajectories import has_loop, has_repeat
 
 
 def score(output: str, token_ids: list[int], answer: str) -> dict:
@@ -28,7 +28,7 @@ def score(output: str, token_ids: list[int], answer: str) -> dict:
     return {"pred": pred, "gold": gold,
             "correct": pred is not None and gold is not None and float(pred) == float(gold),
             "formatted": pred is not None, "collapsed": has_repeat(token_ids),
-            "looped": longest_loop(token_ids) >= LOOP_SPAN}
+            "looped": has_loop(token_ids)}
 
 
 def rates(scored: list[dict]) -> dict:

@@ -51,10 +51,15 @@ def longest_loop(ids: list[int], max_period: int = LOOP_PERIOD) -> int:
     return best
 
 
+def has_loop(ids: list[int]) -> bool:
+    """True if one phrase is said over and over for LOOP_SPAN or more tokens."""
+    return longest_loop(ids) >= LOOP_SPAN
+
+
 def is_degenerate(ids: list[int]) -> bool:
     """Token-level (one token 10+ times) or phrase-level repetition (a loop of LOOP_SPAN+ tokens):
     the maintainers' advice is to remove both before training (reference §3, issue #11)."""
-    return has_repeat(ids) or longest_loop(ids) >= LOOP_SPAN
+    return has_repeat(ids) or has_loop(ids)
 
 
 def block_trajectories(result: DecodeResult) -> list[tuple[int, list[list[int]]]]:
@@ -107,7 +112,7 @@ def prompt_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, r
         prefix = prompt_ids + result.token_ids[:start]
         fixed = trajectory[-1]
         if is_degenerate(result.token_ids[: start + len(fixed)]):
-            continue
+            break  # a repeat in the output so far stays in every later block
         record = {
             "data_id": f"data_{data_id}", "jacobian_itr_id": f"itr_{k}", "prompt_ids": prefix,
             "prompt_ids_len": len(prompt_ids), "block_size": block_size,
