@@ -5,6 +5,7 @@
 # the blocks where the base has fallen into a token or phrase loop. Every stage resumes where it stopped:
 # rerun the script after an interruption. The training stages use a CUDA GPU when there is one. Work
 # files go to runs/ (git-ignored); the models to assets/models/.
+# Knobs (environment): SEED, BASE_STEPS (base pretraining steps, 3600), N_PROMPTS, N_GSM8K, EPOCHS, LR, LR_GSM8K.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
@@ -25,7 +26,7 @@ train_cllm() {  # start model, trajectories, output dir, epochs, learning rate; 
 echo "== 1/5 base model (tokenizer, data, pretraining) =="
 if [ ! -f "$BASE/model.safetensors" ]; then
   resume=$([ -d "$W/base/ckpt" ] && echo --resume || true)
-  python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps 3600 \
+  python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps "${BASE_STEPS:-3600}" \
     --max-minutes 100 --threads 2 $resume
 fi
 
