@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Rebuild the embedded pair from seed 0 on CPU: tokenizer + data + base model, then its Jacobi
 # trajectories and the consistency-trained CLLM (two epochs on trajectories of the base's training mix,
-# then one epoch on real-GSM8K trajectories plus every second record of the first set). Collection drops
-# the blocks where the base has fallen into a token or phrase loop. Every stage resumes where it stopped:
-# rerun the script after an interruption. The training stages use a CUDA GPU when there is one. Work
-# files go to runs/ (git-ignored); the models to assets/models/.
-# Knobs (environment): SEED, BASE_STEPS (base pretraining steps, 3600), N_PROMPTS, N_GSM8K, EPOCHS, LR, LR_GSM8K.
+# then one epoch on trajectories of all 7,473 real GSM8K train questions plus every second record of the
+# first set). Collection drops the blocks where the base has fallen into a token or phrase loop. Every
+# stage resumes where it stopped: rerun the script after an interruption. The training stages use a CUDA
+# GPU when there is one. Work files go to runs/ (git-ignored); the models to assets/models/.
+# Knobs (environment): SEED, BASE_STEPS (base pretraining steps, 8000), N_PROMPTS, N_GSM8K, EPOCHS, LR, LR_GSM8K.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
@@ -26,13 +26,13 @@ train_cllm() {  # start model, trajectories, output dir, epochs, learning rate; 
 echo "== 1/5 base model (tokenizer, data, pretraining) =="
 if [ ! -f "$BASE/model.safetensors" ]; then
   resume=$([ -d "$W/base/ckpt" ] && echo --resume || true)
-  python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps "${BASE_STEPS:-3600}" \
+  python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps "${BASE_STEPS:-8000}" \
     --max-minutes 100 --threads 2 $resume
 fi
 
-echo "== 2/5 prompts for trajectory collection (the base's own training corpus; then real GSM8K only) =="
+echo "== 2/5 prompts for trajectory collection (the base's own training corpus; then all real GSM8K train questions) =="
 head -n "${N_PROMPTS:-6000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
-awk -v skip="${N_PROMPTS:-6000}" -v n="${N_GSM8K:-2000}" \
+awk -v skip="${N_PROMPTS:-6000}" -v n="${N_GSM8K:-100000}" \
   'NR > skip && /"template": "gsm8k"/ && !seen[$0]++ { print; if (++k == n) exit }' \
   "$W/base/corpus.jsonl" > "$W/cllm/prompts-gsm8k.jsonl"
 
