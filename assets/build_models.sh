@@ -5,7 +5,7 @@
 # first set). Collection drops the blocks where the base has fallen into a token or phrase loop. Every
 # stage resumes where it stopped: rerun the script after an interruption. The training stages use a CUDA
 # GPU when there is one. Work files go to runs/ (git-ignored); the models to assets/models/.
-# Knobs (environment): SEED, BASE_STEPS (base pretraining steps, 8000), N_PROMPTS, N_GSM8K, EPOCHS, LR, LR_GSM8K.
+# Knobs (environment): SEED, BASE_STEPS (base pretraining steps, 8000), N_PROMPTS, N_GSM8K (0: all), EPOCHS, LR, LR_GSM8K.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
@@ -32,7 +32,7 @@ fi
 
 echo "== 2/5 prompts for trajectory collection (the base's own training corpus; then all real GSM8K train questions) =="
 head -n "${N_PROMPTS:-6000}" "$W/base/corpus.jsonl" > "$W/cllm/prompts.jsonl"
-awk -v skip="${N_PROMPTS:-6000}" -v n="${N_GSM8K:-100000}" \
+awk -v skip="${N_PROMPTS:-6000}" -v n="${N_GSM8K:-0}" \
   'NR > skip && /"template": "gsm8k"/ && !seen[$0]++ { print; if (++k == n) exit }' \
   "$W/base/corpus.jsonl" > "$W/cllm/prompts-gsm8k.jsonl"
 

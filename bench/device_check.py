@@ -10,7 +10,6 @@ Low-precision forwards over 1 and 16 tokens may round differently, so a near-tie
 AR part ways there: the share is reported, not assumed.
 """
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -60,7 +59,6 @@ def embedded(prompts: list[str], device: str, dtype: str = "float32", bits: int 
 
 def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # it logs "MatMul8bitLt: inputs will be cast" on every 8-bit matmul
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     gpu = torch.cuda.get_device_name() if device == "cuda" else "no GPU"
     print(f"torch {torch.__version__}, {gpu}", flush=True)

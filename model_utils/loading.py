@@ -62,6 +62,11 @@ def quantization_config(bits: int | None, device: str) -> BitsAndBytesConfig | N
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
+def drop_int8_cast_notice(record: logging.LogRecord) -> bool:
+    """Log filter: bitsandbytes logs "MatMul8bitLt: inputs will be cast ..." on every 8-bit matmul."""
+    return not record.getMessage().startswith("MatMul8bitLt")
+
+
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -104,6 +109,8 @@ def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: in
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     quant = quantization_config(bits, device)
+    if bits == 8:
+        logging.getLogger("bitsandbytes.autograd._functions").addFilter(drop_int8_cast_notice)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

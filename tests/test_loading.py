@@ -1,5 +1,6 @@
 """Loading by path, and one clear sentence for each bad model or setting."""
 import json
+import logging
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
 
 from model_utils.errors import UserError
-from model_utils.loading import encode_prompt, eos_ids, load_model
+from model_utils.loading import drop_int8_cast_notice, encode_prompt, eos_ids, load_model
 from tiny import tiny_model, tiny_tokenizer
 
 
@@ -104,3 +105,10 @@ def test_cli_errors_are_one_line_and_nonzero(saved_llama, args, message):
     out = run_cli(*args)
     assert out.returncode != 0 and out.stdout == ""
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_int8_cast_notice_is_dropped_and_other_records_kept():
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("bitsandbytes.autograd._functions", logging.WARNING, __file__, 1, msg, (), None)
+    assert not drop_int8_cast_notice(record("MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"))
+    assert drop_int8_cast_notice(record("some other bitsandbytes warning"))
