@@ -9,18 +9,17 @@ from functools import partial
 
 import gradio as gr
 
+from app.inputs import whole_number
 from app.models import Models
-from model_utils.decoding import SCHEMES, ar_passes, collect, jacobi_passes
+from model_utils.decoding import SCHEMES, decode_passes, to_result
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT, encode_prompt, eos_ids
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult, Pass
-from viz import COLORS
+from model_utils.streaming import TextStream
 
 MAX_PROMPT_CHARS = 4000
 MARKDOWN = re.compile(r"([\\`*_{}\[\]#+\-.!|~$])")
-CSS = f""".ff {{ background: {COLORS['fast-forwarded']}33; border-bottom: 2px solid {COLORS['fast-forwarded']};
-border-radius: 3px; }}"""
 
 
 def escape(text: str) -> str:
@@ -47,15 +46,21 @@ class Side:
     decoder: str
     scheme: str | None
     block_size: int
-    tokenizer: object
     prompt_ids: list[int]
     eos: set[int]
+    stream: TextStream
     passes_left: Iterator[Pass]
     passes: list[Pass] = field(default_factory=list)
-    tokens: list[int] = field(default_factory=list)
     chunks: list[tuple[str, int]] = field(default_factory=list)  # text of each pass, tokens it made final
-    text: str = ""
     done: bool = False
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.stream.tokens
+
+    @property
+    def text(self) -> str:
+        return self.stream.text
 
     def step(self) -> None:
         """Run one forward pass (or notice the run has ended)."""
@@ -64,33 +69,32 @@ class Side:
             self.done = True
             return
         self.passes.append(p)
-        self.tokens += p.new_tokens
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if text.startswith(self.text):
-            self.chunks.append((text[len(self.text):], len(p.new_tokens)))
-        else:  # a multi-byte character completed: restart the chunking from the whole text
-            self.chunks = [(text, 1)]
-        self.text = text
+        added = self.stream.add(p.new_tokens)
+        if added is None:  # decoding rewrote earlier text: restart the chunking from the whole text
+            self.chunks = [(self.stream.text, 1)]
+        elif added:
+            self.chunks.append((added, len(p.new_tokens)))
 
     def result(self) -> DecodeResult:
-        return collect(iter(self.passes), self.prompt_ids, decoder=self.decoder, scheme=self.scheme,
-                       block_size=self.block_size, eos_ids=self.eos)
+        return to_result(self.passes, self.prompt_ids, decoder=self.decoder, scheme=self.scheme,
+                         block_size=self.block_size, eos_ids=self.eos)
+
+
+DECODERS = {"AR": "ar", "Jacobi": "jacobi"}  # the panels' labels of the library's decoders
 
 
 def start_side(models: Models, name: str, decoder: str, block_size: int, scheme: str,
                messages: list[dict], max_new_tokens: int) -> Side:
+    if decoder not in DECODERS:
+        raise UserError(f"Unknown decoder {decoder!r}: choose AR or Jacobi.")
     model, tokenizer = models.get(name)
     prompt_ids = encode_prompt(tokenizer, messages)
     eos = eos_ids(model, tokenizer)
-    if decoder == "AR":
-        side = Side("ar", None, 1, tokenizer, prompt_ids, eos,
-                    ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos))
-    elif decoder == "Jacobi":
-        side = Side("jacobi", scheme, int(block_size), tokenizer, prompt_ids, eos,
-                    jacobi_passes(model, prompt_ids, block_size=int(block_size), max_new_tokens=max_new_tokens,
-                                  eos_ids=eos, scheme=scheme))
-    else:
-        raise UserError(f"Unknown decoder {decoder!r}: choose AR or Jacobi.")
+    shape = dict(decoder=DECODERS[decoder], block_size=whole_number(block_size, "block size"), scheme=scheme)
+    side = Side(**shape, prompt_ids=prompt_ids, eos=eos, stream=TextStream(tokenizer),
+                passes_left=decode_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos, **shape))
+    if side.decoder == "ar":
+        side.scheme, side.block_size = None, 1
     side.step()  # the prefill runs now, so bad input (a prompt over the context) is refused before streaming
     return side
 
@@ -120,7 +124,7 @@ def match_line(left: Side, right: Side) -> str:
     done = left.done and right.done
     if n < min(len(a), len(b)) or (done and a != b):
         def show(side: Side) -> str:
-            return repr(side.tokenizer.decode(side.tokens[n:n + 1])) if n < len(side.tokens) else "the end"
+            return repr(side.stream.tokenizer.decode(side.tokens[n:n + 1])) if n < len(side.tokens) else "the end"
         return f"≠ **The outputs first differ at token {n}** (left {show(left)}, right {show(right)})."
     if done:
         return f"✔ **Identical outputs, token for token** ({len(a)} tokens)."
@@ -148,14 +152,15 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
     """Stream both panels pass by pass; each decoder is timed on its own passes only."""
     try:
         with models.turn("streaming a chat"):
+            prompt = prompt if isinstance(prompt, str) else ""
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise UserError(f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
             if not prompt.strip():
                 raise UserError("The prompt is empty: type something to continue.")
             left = start_side(models, l_model, l_decoder, l_block, l_scheme, history(turns, "left", prompt),
-                              int(max_new_tokens))
+                              whole_number(max_new_tokens, "number of new tokens"))
             right = start_side(models, r_model, r_decoder, r_block, r_scheme, history(turns, "right", prompt),
-                               int(max_new_tokens))
+                               whole_number(max_new_tokens, "number of new tokens"))
             turns = turns + [{}]
             while True:
                 turns[-1] = {"user": prompt, "left": left.text, "right": right.text,
@@ -217,9 +222,12 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
     event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
                   concurrency_id=concurrency_id, show_progress="hidden")
     stop.click(None, cancels=[event], api_name="stop")
-    clear.click(new_conversation, None, [turns, *chats, *metrics, match], api_name="clear", queue=False)
+    # Clear also stops a chat still streaming, or it would write its turn back into the new conversation
+    clear.click(new_conversation, None, [turns, *chats, *metrics, match], api_name="clear", queue=False,
+                cancels=[event])
     for chatbot in chats:  # the bubbles' own trash button starts a new conversation too
-        chatbot.clear(new_conversation, None, [turns, *chats, *metrics, match], api_visibility="private", queue=False)
+        chatbot.clear(new_conversation, None, [turns, *chats, *metrics, match], api_visibility="private", queue=False,
+                      cancels=[event])
     return [settings[0][0], settings[1][0]]
 
 

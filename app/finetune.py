@@ -1,14 +1,15 @@
 """Fine-tune tab: collect a model's Jacobi trajectories, then consistency-train it, with a live loss plot."""
+import math
 import os
 import queue
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from functools import partial
 
 import gradio as gr
 
+from app.inputs import MAX_UPLOAD_BYTES, whole_number
 from app.models import Models
 from model_utils.data import read_prompts
 from model_utils.errors import UserError
@@ -18,7 +19,6 @@ from model_utils.trajectories import collect_trajectories
 from viz import loss_figure
 
 BUNDLED = os.path.join(PROJECT_ROOT, "assets/data/gsm8k/train.jsonl")
-MAX_UPLOAD_BYTES = 2_000_000
 RUNS = os.environ.get("CLLM_LAB_RUNS", os.path.join(PROJECT_ROOT, "runs/app"))
 LOSSES = ("loss", "consistency", "ar")
 
@@ -32,6 +32,7 @@ class Job:
     lock: threading.Lock = field(default_factory=threading.Lock)
     step: int = 0
     max_steps: int = 0
+    owner: str = ""  # the browser session that started the run
 
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
@@ -55,6 +56,17 @@ def dataset_rows(dataset: str, upload: str | None, n_prompts: int) -> list[dict]
     else:
         rows = read_prompts(BUNDLED)
     return rows[: int(n_prompts)]
+
+
+def real_number(value, what: str) -> float:
+    """A finite float from a UI or API value, or one sentence naming the field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number):
+        raise UserError(f"The {what} must be a number (got {value!r}).")
+    return number
 
 
 def check_numbers(n_prompts: int, block: int, steps: int, lr: float, ar_weight: float, smoothing: float) -> None:
@@ -101,72 +113,105 @@ def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block:
         job.events.put(("error", f"Fine-tuning failed: {type(e).__name__}: {e}"))
 
 
-def start(models: Models, job: Job, dropdowns: int, base: str, dataset: str, upload: str | None, n_prompts: int,
-          block: int, max_new: int, steps: int, lr: float, consistency: str, ar_weight: float, smoothing: float,
-          gt_labels: bool, answer_only: bool, name: str, resume: bool = False, progress=gr.Progress()):
-    """Start (or resume) a run and stream its progress and losses until it ends."""
-    skip = [gr.skip()] * dropdowns
-    try:
-        check_numbers(int(n_prompts), int(block), int(steps), float(lr), float(ar_weight), float(smoothing))
-        name = (name or "").strip()
-        if not name or os.sep in name or name.startswith("."):
-            raise UserError("Give the run a plain name (letters, digits, - or _), without slashes.")
-        rows = dataset_rows(dataset, upload, n_prompts)
-        out = os.path.join(RUNS, name)
-        config = TrainConfig(model=base, trajectories=out + "-trajectories.jsonl", out=out, max_steps=int(steps),
-                             lr=float(lr), consistency=consistency, ar_weight=float(ar_weight),
-                             label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
-                             ar_mask_prompt=bool(answer_only),
-                             save_steps=max(10, int(steps) // 10), resume=resume, overwrite=not resume,
-                             device=models.settings.device)
-        with job.lock:
-            if job.running():
-                raise UserError(f"A fine-tuning run is already in progress (step {job.step}/{job.max_steps}): "
-                                f"wait for it or cancel it.")
-            job.stop.clear()
-            job.events = queue.Queue()
-            job.step, job.max_steps = 0, int(steps)
-            job.thread = threading.Thread(target=work, args=(models, job, rows, config, int(block), int(max_new)),
-                                          daemon=True)
-            job.thread.start()
-    except UserError as e:
-        gr.Warning(str(e))
-        yield [f"⚠ {e}", gr.skip(), *skip]
-        return
-    losses, status, kind = [], "Waiting for the device…", ""
-    try:
-        yield [status, gr.skip(), *skip]
-        while True:
-            time.sleep(0.5)  # one update per half second, however fast the steps are
-            events = []
-            while not job.events.empty():
-                events.append(job.events.get())
-            for kind, value in events:
-                if kind == "phase":
-                    status = f"**{value.capitalize()}…**"
-                elif kind == "collect":
-                    progress(value, desc="collecting trajectories", unit="prompts")
-                    status = f"**Collecting trajectories:** prompt {value[0]}/{value[1]}"
-                elif kind == "step":
-                    losses.append(value)
-                    progress((value["step"], job.max_steps), desc="training", unit="steps")
-                    status = f"**Training:** step {value['step']}/{job.max_steps} · loss {value['loss']:.3f}"
-                else:
-                    message = f"✔ {value}" if kind == "done" else f"⚠ {value}"
-                    choices = [gr.Dropdown(choices=models.choices())] * dropdowns
-                    yield [message, loss_figure(losses) if losses else gr.skip(), *choices]
-                    return
-            if events:
-                stepped = any(kind == "step" for kind, _ in events)
-                yield [status, loss_figure(losses) if stepped else gr.skip(), *skip]
-    finally:
-        if job.running() and kind not in ("done", "error"):
-            job.stop.set()  # the page was closed: stop within a step, keeping the last checkpoint
+class FineTune:
+    """The tab's event handlers around the app's one job; bound methods, so Gradio passes each its gr.Request
+    (a run belongs to the browser session that started it)."""
+
+    def __init__(self, models: Models, job: Job, dropdowns: int):
+        self.models, self.job, self.dropdowns = models, job, dropdowns
+
+    def cancel(self, request: gr.Request) -> str:
+        return cancel(self.job, session(request))
+
+    def start(self, base: str, dataset: str, upload: str | None, n_prompts, block, max_new, steps, lr,
+              consistency: str, ar_weight, smoothing, gt_labels: bool, answer_only: bool, name: str, resume: bool,
+              request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        """Start (or resume) a run and stream its progress and losses until it ends."""
+        models, job, dropdowns = self.models, self.job, self.dropdowns
+        skip = [gr.skip()] * dropdowns
+        try:
+            n_prompts, block, max_new, steps = (whole_number(v, what) for v, what in (
+                (n_prompts, "number of prompts"), (block, "block size"), (max_new, "number of new tokens"),
+                (steps, "number of training steps")))
+            lr, ar_weight, smoothing = (real_number(v, what) for v, what in (
+                (lr, "learning rate"), (ar_weight, "AR loss weight"), (smoothing, "label smoothing")))
+            check_numbers(n_prompts, block, steps, lr, ar_weight, smoothing)
+            out = os.path.join(RUNS, run_name(name))
+            if resume and not os.path.isdir(out):
+                raise UserError(f"There is no run named {run_name(name)!r} to resume: press Start.")
+            if not resume and os.path.exists(out):
+                raise UserError(f"A run named {run_name(name)!r} exists already: Resume it, or choose another name.")
+            rows = dataset_rows(dataset, upload, n_prompts)
+            config = TrainConfig(model=base, trajectories=out + "-trajectories.jsonl", out=out, max_steps=int(steps),
+                                 lr=float(lr), consistency=consistency, ar_weight=float(ar_weight),
+                                 label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
+                                 ar_mask_prompt=bool(answer_only),
+                                 save_steps=max(10, int(steps) // 10), resume=resume,
+                                 device=models.settings.device)
+            with job.lock:
+                if job.running():
+                    raise UserError(f"A fine-tuning run is already in progress (step {job.step}/{job.max_steps}): "
+                                    f"wait for it to end.")
+                job.stop.clear()
+                job.owner = session(request)
+                job.events = queue.Queue()
+                job.step, job.max_steps = 0, int(steps)
+                job.thread = threading.Thread(target=work, args=(models, job, rows, config, int(block), int(max_new)),
+                                              daemon=True)
+                job.thread.start()
+        except UserError as e:
+            gr.Warning(str(e))
+            yield [f"⚠ {e}", gr.skip(), *skip]
+            return
+        losses, status, kind = [], "Waiting for the device…", ""
+        try:
+            yield [status, gr.skip(), *skip]
+            while True:
+                time.sleep(0.5)  # one update per half second, however fast the steps are
+                events = []
+                while not job.events.empty():
+                    events.append(job.events.get())
+                for kind, value in events:
+                    if kind == "phase":
+                        status = f"**{value.capitalize()}…**"
+                    elif kind == "collect":
+                        progress(value, desc="collecting trajectories", unit="prompts")
+                        status = f"**Collecting trajectories:** prompt {value[0]}/{value[1]}"
+                    elif kind == "step":
+                        losses.append(value)
+                        progress((value["step"], job.max_steps), desc="training", unit="steps")
+                        status = f"**Training:** step {value['step']}/{job.max_steps} · loss {value['loss']:.3f}"
+                    else:
+                        message = f"✔ {value}" if kind == "done" else f"⚠ {value}"
+                        choices = [gr.Dropdown(choices=models.choices())] * dropdowns
+                        yield [message, loss_figure(losses) if losses else gr.skip(), *choices]
+                        return
+                if events:
+                    stepped = any(kind == "step" for kind, _ in events)
+                    yield [status, loss_figure(losses) if stepped else gr.skip(), *skip]
+        finally:
+            if job.running() and kind not in ("done", "error"):
+                job.stop.set()  # the page was closed: stop within a step, keeping the last checkpoint
 
 
-def cancel(job: Job) -> str:
+def session(request: gr.Request | None) -> str:
+    """The browser session an event came from ("" where Gradio gives no request, e.g. in a direct call)."""
+    return getattr(request, "session_hash", None) or ""
+
+
+def run_name(name: str | None) -> str:
+    """A run's folder name: letters, digits, - and _ only."""
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise UserError("Give the run a plain name (letters, digits, - or _), without slashes.")
+    return name
+
+
+def cancel(job: Job, owner: str) -> str:
     if not job.running():
         return "Nothing to cancel: no fine-tuning run is in progress."
+    if job.owner != owner:
+        return "The run in progress was started in another browser session: only that session can cancel it."
     job.stop.set()
     return "Cancelling: training stops after the current step and keeps its last checkpoint…"
 
@@ -205,9 +250,10 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
     inputs = [base, dataset, upload, n_prompts, block, max_new, steps, lr, consistency, ar_weight, smoothing,
               gt_labels, answer_only, name]
     outputs = [status, plot, *dropdowns, base]
+    handlers = FineTune(models, job, len(dropdowns) + 1)
     for button, resume in ((start_btn, False), (resume_btn, True)):
-        button.click(partial(start, models, job, len(dropdowns) + 1, resume=resume), inputs, outputs,
+        button.click(handlers.start, [*inputs, gr.State(resume)], outputs,
                      api_name="finetune_resume" if resume else "finetune_start", concurrency_limit=None,
                      show_progress_on=[status])
-    cancel_btn.click(partial(cancel, job), None, [status], api_name="finetune_cancel", queue=False)
+    cancel_btn.click(handlers.cancel, None, [status], api_name="finetune_cancel", queue=False)
     return [base]

@@ -4,7 +4,6 @@ from functools import partial
 import gradio as gr
 
 from app.models import Models
-from app.stepper import jacobi_run
 from model_utils.errors import UserError
 from model_utils.records import DecodeResult, Pass
 from viz import COLORS, LABELS, STATES, trajectory_figure
@@ -80,7 +79,8 @@ def live_example(models: Models, prompt: str):
     """A short Jacobi run of the CLLM on a real question, drawn at its second pass."""
     try:
         with models.turn("running the live example"):
-            result = jacobi_run(models, models.settings.cllm, prompt, 8, "block", 32)
+            result = models.decode(models.settings.cllm, prompt, decoder="jacobi", block_size=8, scheme="block",
+                                    max_new_tokens=32)
     except UserError as e:
         gr.Warning(str(e))
         return gr.skip(), f"⚠ {e}"

@@ -4,8 +4,10 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from model_utils.decoding import decode_text
 from model_utils.errors import UserError
-from model_utils.loading import load_model
+from model_utils.loading import EMBEDDED, load_model
+from model_utils.records import DecodeResult
 
 
 @dataclass
@@ -16,6 +18,8 @@ class Settings:
     dtype: str = "auto"
     bits: int | None = None
     trust_remote_code: bool = False
+    extra: tuple[str, ...] = ()  # more models the launcher allows (--models)
+    free_models: bool = True  # any hub name or server path may be typed (the default on 127.0.0.1 only)
 
 
 class Models:
@@ -44,6 +48,8 @@ class Models:
         name = (name or "").strip()
         if not name:
             raise UserError("Choose a model: pick one from the list or type a name or path.")
+        if not (self.settings.free_models or name in self.choices()):
+            raise UserError("That model is not one of this app's models: choose one from the list.")
         s = self.settings
         key = (name, s.device, s.dtype, s.bits)
         if key not in self.cache:
@@ -54,8 +60,14 @@ class Models:
         self.cache.move_to_end(key)
         return self.cache[key]
 
+    def decode(self, name: str, prompt: str, **options) -> DecodeResult:
+        """Decode a prompt text with a named model (see model_utils.decoding.decode for the options)."""
+        model, tokenizer = self.get(name)
+        return decode_text(model, tokenizer, prompt, **options)
+
     def choices(self) -> list[str]:
-        return list(dict.fromkeys([self.settings.base, self.settings.cllm, *self.trained]))
+        s = self.settings
+        return list(dict.fromkeys([s.base, s.cllm, *EMBEDDED, *s.extra, *self.trained]))
 
     def add_trained(self, path: str) -> None:
         if path not in self.trained:

@@ -1,30 +1,23 @@
 """Jacobi stepper tab: one run drawn pass by pass (optionally beside a second model), summaries, exports."""
 import json
 import os
+import shutil
 import tempfile
 from functools import partial
 
 import gradio as gr
 
+from app.inputs import whole_number
 from app.models import Models
-from model_utils.decoding import SCHEMES, decode
+from model_utils.decoding import SCHEMES
 from model_utils.errors import UserError
-from model_utils.loading import encode_prompt, eos_ids
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult
 from viz import block_starts, cumulative_figure, to_offline_html, tokens_per_pass_figure, trajectory_figure
 
 MOVES = ("prev_pass", "next_pass", "prev_block", "next_block")
-
-
-def jacobi_run(models: Models, name: str, prompt: str, block_size: int, scheme: str,
-               max_new_tokens: int) -> DecodeResult:
-    model, tokenizer = models.get(name)
-    if not prompt.strip():
-        raise UserError("The prompt is empty: type something to continue.")
-    ids = encode_prompt(tokenizer, prompt)
-    return decode(model, ids, decoder="jacobi", block_size=int(block_size), scheme=scheme,
-                  max_new_tokens=int(max_new_tokens), eos_ids=eos_ids(model, tokenizer), tokenizer=tokenizer)
+EXPORTS = os.path.join(tempfile.gettempdir(), "cllm-lab-exports")  # Gradio keeps its own copy for an hour
+KEEP_EXPORTS = 8
 
 
 def figures(state: dict) -> tuple:
@@ -61,9 +54,18 @@ def summary_table(names: list[str], runs: list[DecodeResult]) -> str:
     return "\n".join(rows)
 
 
+def prune_exports(keep: int = KEEP_EXPORTS) -> None:
+    """Remove all but the newest `keep` export folders (each holds about 5 MB of inlined plotly.js)."""
+    folders = sorted((os.path.join(EXPORTS, d) for d in os.listdir(EXPORTS)), key=os.path.getmtime, reverse=True)
+    for folder in folders[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def export(names: list[str], runs: list[DecodeResult], main_fig) -> tuple[str, str]:
     """Write the offline HTML of the first trajectory and the JSON of every run (by label); return both paths."""
-    folder = tempfile.mkdtemp(prefix="cllm-stepper-")
+    os.makedirs(EXPORTS, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=EXPORTS)
+    prune_exports()
     html_path, json_path = os.path.join(folder, "trajectory.html"), os.path.join(folder, "trajectory.json")
     with open(html_path, "w", encoding="utf-8") as f:
         f.write(to_offline_html(main_fig))
@@ -78,7 +80,9 @@ def run(models: Models, prompt: str, name: str, compare: bool, other: str, block
     try:
         names = [name, other] if compare else [name]
         with models.turn("drawing a trajectory"):
-            runs = [jacobi_run(models, n, prompt, block_size, scheme, max_new_tokens) for n in names]
+            options = dict(decoder="jacobi", block_size=whole_number(block_size, "block size"), scheme=scheme,
+                           max_new_tokens=whole_number(max_new_tokens, "number of new tokens"))
+            runs = [models.decode(n, prompt, **options) for n in names]
     except UserError as e:
         gr.Warning(str(e))
         return [gr.skip()] * 8 + [f"⚠ {e}"]

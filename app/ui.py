@@ -6,31 +6,6 @@ from app.models import Models
 
 MODEL = "model"  # the concurrency_id shared by every event that runs a model
 
-# gr.Plot draws figures with Plotly.react and drops their frames (ui-stack.md): put them back after
-# each update so Play and the figure's own slider work.
-HEAD = """<script>
-window.cllmFrames = function (id, value) {
-  if (!value || !value.plot) return [];
-  const fig = JSON.parse(value.plot);
-  if (!fig.frames || !fig.frames.length) return [];
-  const want = fig.layout && fig.layout.title ? fig.layout.title.text : undefined;
-  let tries = 0;
-  const apply = () => {
-    const gd = document.querySelector(`#${id} .js-plotly-plot`);
-    const shown = gd && gd.layout && gd.layout.title ? gd.layout.title.text : undefined;
-    if (!gd || !gd._fullLayout || !window.Plotly || shown !== want) {
-      if (tries++ < 100) setTimeout(apply, 100);
-      return;
-    }
-    window.Plotly.deleteFrames(gd);
-    window.Plotly.addFrames(gd, fig.frames);
-    gd.dataset.frames = String(fig.frames.length);
-  };
-  apply();
-  return [];
-};
-</script>"""
-
 
 def restore_frames(plot: gr.Plot, *triggers) -> None:
     """Re-add a plot's animation frames in the browser whenever it changes or its tab is shown."""
@@ -41,7 +16,8 @@ def restore_frames(plot: gr.Plot, *triggers) -> None:
 
 
 def build_demo(models: Models) -> gr.Blocks:
-    with gr.Blocks(title="CLLM Lab") as demo:
+    # delete_cache: Gradio removes the files it stored for users (uploads, exports) after an hour
+    with gr.Blocks(title="CLLM Lab", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# CLLM Lab · Consistency LLMs, Jacobi decoding, side by side")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):

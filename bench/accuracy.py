@@ -14,12 +14,11 @@ import sys
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bench.data import DEFAULT_PROMPTS, prompt_of, read_items, write_json
-from model_utils.cli import run_cli
-from model_utils.decoding import SCHEMES, decode
-from model_utils.gsm8k_eval import extract_answer
-from model_utils.loading import DEFAULT_MODEL, DEVICES, DTYPES, encode_prompt, eos_ids, load_model
-from model_utils.trajectories import has_loop, has_repeat
+from bench.data import DEFAULT_PROMPTS, check_json_out, prompt_of, read_items, write_json
+from model_utils.cli import add_decoding_args, add_model_args, decode_options, load_options, parser, run_cli
+from model_utils.decoding import decode_text
+from model_utils.loading import DEFAULT_MODEL, load_model
+from model_utils.quality import extract_answer, has_loop, has_repeat
 
 
 def score(output: str, token_ids: list[int], answer: str) -> dict:
@@ -44,12 +43,11 @@ def run_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
                  decoder: str = "ar", block_size: int = 16, max_new_tokens: int = 256, scheme: str = "sliding",
                  seed: int = 0, progress: bool = True) -> dict:
     """Decode every item's question (chat template applied here) and score it; see the module doc."""
-    eos = eos_ids(model, tokenizer)
     outputs = []
     for item in tqdm(items, desc="accuracy", unit="problem", file=sys.stderr, disable=not progress):
         question = prompt_of(item)
-        result = decode(model, encode_prompt(tokenizer, question), decoder=decoder, block_size=block_size,
-                        max_new_tokens=max_new_tokens, eos_ids=eos, scheme=scheme, seed=seed, tokenizer=tokenizer)
+        result = decode_text(model, tokenizer, question, decoder=decoder, block_size=block_size,
+                             max_new_tokens=max_new_tokens, scheme=scheme, seed=seed)
         extra = {k: item[k] for k in ("template", "seen") if k in item}
         outputs.append({"question": question, "output": result.text, "tokens": len(result.token_ids),
                         "forward_passes": len(result.passes),
@@ -73,31 +71,25 @@ def summary(result: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--model", default=DEFAULT_MODEL, help="hub name, local path or embedded name")
     p.add_argument("--prompts", default=DEFAULT_PROMPTS,
                    help="jsonl with `question` (or `prompt`) and `answer` per line")
     p.add_argument("--limit", type=int, help="use only the first N problems")
-    p.add_argument("--decoder", choices=["ar", "jacobi"], default="ar")
-    p.add_argument("--block-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--scheme", choices=SCHEMES, default="sliding")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
     p.add_argument("--json", metavar="OUT", help="also write the result, with every output, here")
+    add_decoding_args(p, decoder="ar")
+    add_model_args(p)
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> None:
+    check_json_out(args.json)
     items = read_items(args.prompts, args.limit, need_answer=True)
-    model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype)
-    result = run_accuracy(model, tokenizer, items, decoder=args.decoder, block_size=args.block_size,
-                          max_new_tokens=args.max_new_tokens, scheme=args.scheme, seed=args.seed)
+    model, tokenizer = load_model(args.model, **load_options(args))
+    result = run_accuracy(model, tokenizer, items, **decode_options(args))
     result["config"] |= dict(model=args.model, prompts=args.prompts, dtype=args.dtype)
     print(summary(result))
-    if args.json:
-        write_json(args.json, result)
+    write_json(args.json, result)
 
 
 def main(argv: list[str] | None = None) -> int:

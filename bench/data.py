@@ -1,9 +1,10 @@
 """Prompt files (jsonl with `question` or `prompt`, optionally `answer`) and the CLIs' shared plumbing."""
 import json
+import os
 
 import torch
 
-from model_utils.data import read_prompts
+from model_utils.data import check_writable, read_prompts
 from model_utils.errors import UserError
 from model_utils.loading import resolve_path
 
@@ -31,6 +32,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def write_json(path: str, data: dict) -> None:
-    with open(path, "w") as f:
+def write_json(path: str | None, data: dict) -> None:
+    """Write data as indented JSON to path, whole or not at all (nothing when path is None)."""
+    if path is None:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
         json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def check_json_out(path: str | None) -> None:
+    """Refuse an unwritable --json before the benchmark runs (nothing when None)."""
+    if path is not None:
+        check_writable(path, "--json")

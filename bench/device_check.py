@@ -11,18 +11,15 @@ AR part ways there: the share is reported, not assumed.
 """
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
 from bench.data import prompt_of, read_items
 from bench.speed import run_ours
-from model_utils.cli import run_cli
+from model_utils.cli import parser, run_cli
 from model_utils.decoding import decode
 from model_utils.loading import encode_prompt, eos_ids, load_model, resolve_device
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tiny import tiny_model  # noqa: E402  (test helper: tiny random models of several families)
+from model_utils.tiny_models import tiny_model
 
 FAMILIES = ("llama", "gpt2", "qwen2", "gpt-neox", "phi", "mistral-sliding")
 
@@ -52,9 +49,11 @@ def embedded(prompts: list[str], device: str, dtype: str = "float32", bits: int 
     tokens = sum(len(jacobi.tokens) for _, jacobi in runs)
     passes = sum(jacobi.forward_passes for _, jacobi in runs)
     label = f"{bits}-bit" if bits else dtype
-    print(f"ok   gsm8k-cllm {device} {label}: Jacobi==AR on {same}/{len(runs)} prompts, {tokens / passes:.2f} tokens/forward, "
-          f"AR {tokens / sum(ar.seconds for ar, _ in runs):.0f} vs Jacobi {tokens / sum(j.seconds for _, j in runs):.0f} "
-          f"tokens/s (memory {model.get_memory_footprint() / 1e6:.1f} MB)", flush=True)
+    ar_speed = tokens / sum(ar.seconds for ar, _ in runs)
+    jacobi_speed = tokens / sum(j.seconds for _, j in runs)
+    print(f"ok   gsm8k-cllm {device} {label}: Jacobi==AR on {same}/{len(runs)} prompts, "
+          f"{tokens / passes:.2f} tokens/forward, AR {ar_speed:.0f} vs Jacobi {jacobi_speed:.0f} tokens/s "
+          f"(memory {model.get_memory_footprint() / 1e6:.1f} MB)", flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--prompts", default="assets/data/synth/heldout.jsonl")
     p.add_argument("--n", type=int, default=20)
     p.add_argument("--device", default="cuda", help="cpu: a dry run of the same checks")

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.subplots import make_subplots
 
-from model_utils.cli import run_cli
+from model_utils.cli import parser, run_cli
 from model_utils.errors import UserError
 from model_utils.loading import first_line
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("results", nargs="+", metavar="RESULT.json", help="bench.speed or bench.accuracy --json files")
     p.add_argument("--out", help="FILE.png (or .svg, .pdf) or FILE.html; default: the first result's name .png")
     args = p.parse_args(argv)

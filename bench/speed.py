@@ -19,11 +19,11 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bench.data import DEFAULT_PROMPTS, prompt_of, read_items, sync, write_json
-from model_utils.cli import run_cli
-from model_utils.decoding import SCHEMES, check_inputs, decode
+from bench.data import DEFAULT_PROMPTS, check_json_out, prompt_of, read_items, sync, write_json
+from model_utils.cli import add_decoding_args, add_model_args, load_options, parser, run_cli
+from model_utils.decoding import check_inputs, decode
 from model_utils.errors import UserError
-from model_utils.loading import DEVICES, DTYPES, encode_prompt, eos_ids, load_model
+from model_utils.loading import encode_prompt, eos_ids, load_model
 from model_utils.metrics import summarize
 
 PROMPT_LOOKUP_TOKENS = 10
@@ -141,32 +141,28 @@ def table(result: dict) -> str:
     return "\n".join(rows) + f"\n\nspeedup vs {result['baseline']}, the faster AR on the base model"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base", default="gsm8k-base", help="hub name, local path or embedded name")
-    p.add_argument("--cllm", default="gsm8k-cllm", help="hub name, local path or embedded name")
-    p.add_argument("--prompts", default=DEFAULT_PROMPTS, help="jsonl with `question` or `prompt` per line")
-    p.add_argument("--limit", type=int, help="use only the first N prompts")
-    p.add_argument("--block-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--scheme", choices=SCHEMES, default="sliding")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
-    p.add_argument("--json", metavar="OUT", help="also write the result here")
-    return p.parse_args(argv)
-
-
 def run(args: argparse.Namespace) -> None:
+    check_json_out(args.json)
     prompts = [prompt_of(item) for item in read_items(args.prompts, args.limit)]
-    base_model, base_tok = load_model(args.base, device=args.device, dtype=args.dtype)
-    cllm_model, cllm_tok = load_model(args.cllm, device=args.device, dtype=args.dtype)
+    base_model, base_tok = load_model(args.base, **load_options(args))
+    cllm_model, cllm_tok = load_model(args.cllm, **load_options(args))
     result = run_speed(base_model, base_tok, cllm_model, cllm_tok, prompts, block_size=args.block_size,
                        max_new_tokens=args.max_new_tokens, scheme=args.scheme, seed=args.seed)
     result["config"] |= dict(base=args.base, cllm=args.cllm, prompts=args.prompts)
     print(table(result))
-    if args.json:
-        write_json(args.json, result)
+    write_json(args.json, result)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = parser(__doc__)
+    p.add_argument("--base", default="gsm8k-base", help="hub name, local path or embedded name")
+    p.add_argument("--cllm", default="gsm8k-cllm", help="hub name, local path or embedded name")
+    p.add_argument("--prompts", default=DEFAULT_PROMPTS, help="jsonl with `question` or `prompt` per line")
+    p.add_argument("--limit", type=int, help="use only the first N prompts")
+    p.add_argument("--json", metavar="OUT", help="also write the result here")
+    add_decoding_args(p, decoder=None)
+    add_model_args(p)
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,72 @@
-"""What every command line of the project shares: quiet transformers, and bad input as one line."""
+"""What every command line of the project shares: argument groups with one set of defaults, and bad
+input as one line with exit 2."""
+import argparse
 import sys
 from collections.abc import Callable
 
+from model_utils.decoding import DECODERS, SCHEMES
 from model_utils.errors import UserError
-from model_utils.loading import quiet_transformers
+from model_utils.loading import DEVICES, DTYPES, quiet_transformers
+
+BLOCK_SIZE = 16
+MAX_NEW_TOKENS = 256
 
 
-def run_cli(body: Callable[[], None]) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def parser(doc: str | None, prog: str | None = None) -> argparse.ArgumentParser:
+    """A parser whose --help shows the module docstring as written."""
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_model_args(p: argparse.ArgumentParser, quantisation: bool = True) -> None:
+    """--device, --dtype, 4/8-bit loading (one of them), --trust-remote-code."""
+    g = p.add_argument_group("model")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where the model runs (default: auto)")
+    g.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
+                   help="weights' dtype (auto: float32 on CPU, bfloat16/float16 on a GPU)")
+    if quantisation:
+        bits = g.add_mutually_exclusive_group()
+        bits.add_argument("--load-in-4bit", action="store_const", const=4, dest="bits",
+                          help="quantise to 4 bits with bitsandbytes")
+        bits.add_argument("--load-in-8bit", action="store_const", const=8, dest="bits",
+                          help="quantise to 8 bits with bitsandbytes")
+    g.add_argument("--trust-remote-code", action="store_true", help="run model code from the hub (off by default)")
+
+
+def add_decoding_args(p: argparse.ArgumentParser, decoder: str | None = "jacobi") -> None:
+    """--decoder (unless None), --block-size, --max-new-tokens, --scheme, --seed."""
+    g = p.add_argument_group("decoding")
+    if decoder is not None:
+        g.add_argument("--decoder", choices=DECODERS, default=decoder, help=f"default: {decoder}")
+    g.add_argument("--block-size", type=int, default=BLOCK_SIZE, help=f"Jacobi window (default: {BLOCK_SIZE})")
+    g.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help=f"default: {MAX_NEW_TOKENS}")
+    g.add_argument("--scheme", choices=SCHEMES, default="sliding", help="Jacobi scheme (default: sliding)")
+    g.add_argument("--seed", type=int, default=0, help="seed of Jacobi's initial guesses (default: 0)")
+
+
+def load_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of load_model that add_model_args gathered."""
+    return dict(device=args.device, dtype=args.dtype, bits=getattr(args, "bits", None),
+                trust_remote_code=args.trust_remote_code)
+
+
+def decode_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of decode that add_decoding_args gathered."""
+    keys = ("decoder", "block_size", "max_new_tokens", "scheme", "seed")
+    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+
+
+def run_cli(body: Callable[[], object]) -> int:
     """Run a CLI body: exit 0, or print its UserError as one line on stderr and exit 2."""
     quiet_transformers()
     try:

@@ -1,7 +1,8 @@
 """Greedy AR and Jacobi decoding for any Hugging Face causal LM, one forward pass at a time.
 
-Both decoders are generators of `Pass` records, so a caller can stream, animate or interleave
-two runs pass by pass; `collect` turns a generator into a `DecodeResult`.
+Both decoders are generators of `Pass` records (`decode_passes` picks one by name), so a caller can
+stream, animate or interleave two runs pass by pass; `to_result` turns a finished generator into a
+`DecodeResult`, and `decode` does both.
 
 The KV cache holds the prompt plus every final token except the last one, which is always
 slot 0 of the next window (the "carry"). A Jacobi pass feeds a window c of s tokens; with
@@ -10,14 +11,16 @@ c[i] == a[i-1] are verified, so the pass makes f tokens final (c[1:f] and a[f-1]
 is cropped back to the verified part.
 """
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from model_utils.errors import UserError
+from model_utils.loading import encode_prompt, eos_ids
 from model_utils.records import DecodeResult, Pass
 
+DECODERS = ("ar", "jacobi")
 SCHEMES = ("sliding", "block")
 
 
@@ -105,7 +108,8 @@ def _prefill(fwd: Forward, prompt_ids: list[int], eos_ids: set[int],
     t0 = time.perf_counter()
     first = fwd(prompt_ids, last_only=True)
     tokens, stop = _finish(first, [], eos_ids, max_new_tokens)
-    return Pass(0, -1, 0, [], first, tokens, time.perf_counter() - t0, fwd.cache_len), stop
+    return Pass(index=0, block=-1, start=0, window=[], guess=first, new_tokens=tokens,
+                seconds=time.perf_counter() - t0, cache_len=fwd.cache_len), stop
 
 
 def ar_passes(model: PreTrainedModel, prompt_ids: list[int], *, max_new_tokens: int = 256,
@@ -121,8 +125,9 @@ def ar_passes(model: PreTrainedModel, prompt_ids: list[int], *, max_new_tokens: 
         carry = known[-1]
         predicted = fwd([carry])
         tokens, stop = _finish(predicted, known, eos_ids, max_new_tokens)
-        yield Pass(len(known), len(known), len(known) - 1, [carry], [carry] + predicted, tokens,
-                   time.perf_counter() - t0, fwd.cache_len)
+        yield Pass(index=len(known), block=len(known), start=len(known) - 1, window=[carry],
+                   guess=[carry] + predicted, new_tokens=tokens, seconds=time.perf_counter() - t0,
+                   cache_len=fwd.cache_len)
         known += tokens
 
 
@@ -166,8 +171,9 @@ def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: 
         assert fwd.cache_len == len(prompt_ids) + len(known) - 1, "cache length invariant broken"
         converged = f == s
         guess = [window[0]] + (predicted if scheme == "sliding" or converged else predicted[:-1])
-        yield Pass(n_passes, block if scheme == "block" else start // block_size, start, window, guess,
-                   tokens, time.perf_counter() - t0, fwd.cache_len)
+        yield Pass(index=n_passes, block=block if scheme == "block" else start // block_size, start=start,
+                   window=window, guess=guess, new_tokens=tokens, seconds=time.perf_counter() - t0,
+                   cache_len=fwd.cache_len)
         n_passes += 1
         if stop is not None:
             return
@@ -181,12 +187,26 @@ def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: 
             window = predicted[f - 1: s - 1]
 
 
-def collect(passes: Iterator[Pass], prompt_ids: list[int], *, decoder: str, scheme: str | None,
-            block_size: int, eos_ids: set[int], tokenizer=None) -> DecodeResult:
+def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",
+                  block_size: int = 16, max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
+                  scheme: str = "sliding", seed: int = 0, use_cache: bool = True) -> Iterator[Pass]:
+    """The pass generator of greedy "ar" or "jacobi" decoding (block_size, scheme and seed are Jacobi's)."""
+    if decoder == "ar":
+        return ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids, use_cache=use_cache)
+    if decoder != "jacobi":
+        raise UserError(f"Unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}.")
+    return jacobi_passes(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens,
+                         eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache)
+
+
+def to_result(passes: Iterable[Pass], prompt_ids: list[int], *, decoder: str, scheme: str | None,
+              block_size: int, eos_ids: set[int], tokenizer=None) -> DecodeResult:
     """Run a pass generator to the end and build the record (with token texts if a tokenizer is given)."""
     done = list(passes)
     tokens = [t for p in done for t in p.new_tokens]
     stop = "eos" if tokens and tokens[-1] in eos_ids else "length"
+    if decoder == "ar":
+        scheme, block_size = None, 1
     result = DecodeResult(decoder, scheme, block_size, list(prompt_ids), tokens, done, stop)
     if tokenizer is not None:
         result.text = tokenizer.decode(tokens, skip_special_tokens=True)
@@ -200,14 +220,13 @@ def decode(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jac
            scheme: str = "sliding", seed: int = 0, use_cache: bool = True,
            tokenizer=None) -> DecodeResult:
     """Decode greedily with "ar" or "jacobi" and return the whole record."""
-    if decoder == "ar":
-        passes = ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
-                           use_cache=use_cache)
-        return collect(passes, prompt_ids, decoder="ar", scheme=None, block_size=1,
-                       eos_ids=eos_ids, tokenizer=tokenizer)
-    if decoder != "jacobi":
-        raise UserError(f"Unknown decoder {decoder!r}: choose ar or jacobi.")
-    passes = jacobi_passes(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens,
+    passes = decode_passes(model, prompt_ids, decoder=decoder, block_size=block_size, max_new_tokens=max_new_tokens,
                            eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache)
-    return collect(passes, prompt_ids, decoder="jacobi", scheme=scheme, block_size=block_size,
-                   eos_ids=eos_ids, tokenizer=tokenizer)
+    return to_result(passes, prompt_ids, decoder=decoder, scheme=scheme, block_size=block_size, eos_ids=eos_ids,
+                     tokenizer=tokenizer)
+
+
+def decode_text(model: PreTrainedModel, tokenizer, prompt: str | list[dict], **options) -> DecodeResult:
+    """Decode a prompt text (or chat messages) through the chat template, stopping at the model's EOS ids."""
+    return decode(model, encode_prompt(tokenizer, prompt), eos_ids=eos_ids(model, tokenizer), tokenizer=tokenizer,
+                  **options)

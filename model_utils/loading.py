@@ -1,11 +1,23 @@
 """Load any Hugging Face causal LM and its tokenizer, refusing bad settings in one sentence."""
 import logging
 import os
+import socket
+from urllib.parse import urlparse
 
+import huggingface_hub
 import torch
 import transformers
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig,
-                          PreTrainedModel, PreTrainedTokenizerBase)
+from safetensors import SafetensorError
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from model_utils.errors import UserError
 
@@ -67,9 +79,23 @@ def drop_int8_cast_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("MatMul8bitLt")
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+def hub_reachable() -> bool:
+    """False when HF_HUB_OFFLINE is set or the Hub's host name does not resolve: a quick offline check that
+    sends nothing to the Hub (huggingface_hub would otherwise retry for about half a minute)."""
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return False
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        socket.getaddrinfo(urlparse(huggingface_hub.constants.ENDPOINT).hostname, 443)
+    except OSError:
+        return False
+    return True
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False, local_files_only: bool = False
+                   ) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                  local_files_only=local_files_only)
     except (OSError, ValueError) as e:
         raise UserError(f"No tokenizer could be loaded from {path!r}: {first_line(e)}") from e
     if tokenizer.eos_token_id is None:
@@ -90,15 +116,17 @@ def first_line(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def check_causal(model: PreTrainedModel) -> None:
-    """A causal LM's prediction at position 0 cannot depend on the token at position 1."""
-    vocab = model.get_input_embeddings().num_embeddings
-    ids = torch.tensor([[1 % vocab, 2 % vocab], [1 % vocab, 3 % vocab]], device=model.device)
-    with torch.inference_mode():
-        logits = model(input_ids=ids, use_cache=False).logits.float()
-    if not torch.allclose(logits[0, 0], logits[1, 0], atol=1e-3, rtol=1e-3):
-        raise UserError(f"{model.config.model_type!r} is not a causal (left-to-right) language model: "
-                        f"its prediction for a token depends on the tokens after it.")
+def check_causal(name: str, config: PretrainedConfig) -> None:
+    """Refuse a model whose config does not declare a causal (left-to-right) language model."""
+    if getattr(config, "is_encoder_decoder", False):
+        raise UserError(f"{name!r} is an encoder-decoder model ({config.model_type}); CLLM Lab needs a causal LM.")
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    architectures = getattr(config, "architectures", None) or []
+    declared = [a for a in architectures if a in causal] if architectures else ["(none declared)"]
+    if not declared or getattr(config, "is_decoder", True) is False:
+        kind = architectures[0] if architectures else config.model_type
+        raise UserError(f"{name!r} is a {kind}, not a causal (left-to-right) language model: "
+                        f"its prediction for a token would depend on the tokens after it.")
 
 
 def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: int | None = None,
@@ -111,27 +139,33 @@ def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: in
     quant = quantization_config(bits, device)
     if bits == 8:
         logging.getLogger("bitsandbytes.autograd._functions").addFilter(drop_int8_cast_notice)
+    offline = not os.path.isdir(path) and not hub_reachable()
+    hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, **hub)
     except (OSError, ValueError) as e:
+        if offline:
+            raise UserError(f"Model {name!r} was not found: it is not a local model folder, and the Hugging Face "
+                            f"Hub cannot be reached from here (offline) nor was it downloaded before: connect to "
+                            f"the network or give a local folder.") from e
         raise UserError(f"Model {name!r} was not found: it is neither a local model directory nor "
                         f"a model the Hugging Face Hub could serve ({first_line(e)}).") from e
-    if getattr(config, "is_encoder_decoder", False):
-        raise UserError(f"{name!r} is an encoder-decoder model ({config.model_type}); CLLM Lab needs a causal LM.")
-    tokenizer = load_tokenizer(path, trust_remote_code)
+    check_causal(name, config)
+    tokenizer = load_tokenizer(path, **hub)
     placement = {"device_map": device_map} if device_map or quant else {}
     try:
         logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
         model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=torch_dtype,
-                                                     quantization_config=quant,
-                                                     trust_remote_code=trust_remote_code, **placement)
+                                                     quantization_config=quant, **hub, **placement)
     except ValueError as e:
         raise UserError(f"{name!r} ({config.model_type}) cannot be loaded as a causal language model: "
                         f"{first_line(e)}") from e
+    except (OSError, RuntimeError, SafetensorError) as e:  # no weights, or a truncated or corrupt weights file
+        raise UserError(f"The weights of {name!r} could not be read ({first_line(e)}): the folder needs a "
+                        f"complete model.safetensors (or pytorch_model.bin); download or save it again.") from e
     if not placement:
         model.to(device)
     model.eval()
-    check_causal(model)
     return model, tokenizer
 
 
@@ -142,12 +176,23 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[i
     return ids | {tokenizer.eos_token_id}
 
 
+def check_text(text: str) -> None:
+    """Refuse text that cannot be written as UTF-8 (lone surrogates, e.g. from invalid bytes on a command line)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UserError(f"The prompt has a character that is not valid Unicode at position {e.start} "
+                        f"(invalid UTF-8 bytes?): retype or remove it.") from e
+
+
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: str | list[dict]) -> list[int]:
     """Token ids of a prompt: the chat template when the tokenizer has one, else the raw text."""
-    if isinstance(messages, str):
-        if not messages.strip():
+    if messages is None or isinstance(messages, str):
+        if not (messages or "").strip():
             raise UserError("The prompt is empty: type something to continue.")
         messages = [{"role": "user", "content": messages}]
+    for m in messages:
+        check_text(m["content"])
     if tokenizer.chat_template:
         out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         return list(out["input_ids"] if hasattr(out, "keys") else out)

@@ -10,27 +10,32 @@ Trainer gives `accelerate launch` / torchrun multi-GPU, checkpoints with optimiz
 and RNG state, and a reproducible data order, so --resume after a kill ends where an
 uninterrupted run would.
 """
-import argparse
 import copy
 import json
+import math
 import os
 import random
 import shutil
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from model_utils.data import read_jsonl
+from model_utils.cli import parser, run_cli
+from model_utils.data import check_writable, read_jsonl, read_prompts
 from model_utils.errors import UserError
+from model_utils.loading import DEVICES, load_model
+from model_utils.locks import sole_writer
 from model_utils.losses import ar_loss, consistency_loss, consistency_mask
 from model_utils.quality import QualityGuard
 from model_utils.trajectories import tokenizer_hash
 
 CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
+FINISHED = "finished.json"  # written after the final save of a run that was not cancelled
 
 
 @dataclass
@@ -60,6 +65,28 @@ class TrainConfig:
     guard_prompts: list[str] = field(default_factory=list)
     guard_max_new_tokens: int = 128
 
+    def __post_init__(self):
+        """Every number is checked here, where the CLI and the app build the config."""
+        def need(ok: bool, what: str, value) -> None:
+            if not ok:
+                raise UserError(f"{what} (got {value}).")
+        finite = math.isfinite
+        need(self.consistency in ("global", "local"), "The consistency loss must be global or local",
+             repr(self.consistency))
+        need(self.max_steps == -1 or self.max_steps >= 1, "--max-steps must be at least 1 (or -1: use --epochs)",
+             self.max_steps)
+        need(self.max_steps >= 1 or (finite(self.epochs) and self.epochs > 0), "--epochs must be above 0",
+             self.epochs)
+        need(finite(self.lr) and self.lr > 0, "The learning rate must be a number above 0", self.lr)
+        need(self.batch_size >= 1, "The batch size must be at least 1", self.batch_size)
+        need(self.grad_accum >= 1, "Gradient accumulation must be at least 1 step", self.grad_accum)
+        need(finite(self.ar_weight) and self.ar_weight >= 0, "The AR weight must be a number ≥ 0", self.ar_weight)
+        need(finite(self.label_smoothing) and 0 <= self.label_smoothing < 1, "Label smoothing must be in [0, 1)",
+             self.label_smoothing)
+        need(self.save_steps >= 1, "--save-steps must be at least 1", self.save_steps)
+        need(finite(self.warmup) and self.warmup >= 0, "--warmup must be a number ≥ 0", self.warmup)
+        need(self.guard_max_new_tokens >= 1, "--guard-max-new-tokens must be at least 1", self.guard_max_new_tokens)
+
 
 class Callback(Protocol):
     """What the app passes in: losses after each step, and a cancel flag read every step."""
@@ -67,21 +94,44 @@ class Callback(Protocol):
     def should_stop(self) -> bool: ...
 
 
-def load_records(config: TrainConfig, tokenizer) -> list[dict]:
+def token_ids(value, vocab: int, empty_ok: bool = False) -> bool:
+    """True if value is a list of token ids of the vocabulary (non-empty unless empty_ok)."""
+    return (isinstance(value, list) and (empty_ok or bool(value))
+            and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab for t in value))
+
+
+def record_problem(r: dict, vocab: int, gt_labels: bool) -> str | None:
+    """What is wrong with one trajectory record, or None."""
+    if not isinstance(r.get("answer_trajectory_ids"), list) or "prompt_ids" not in r:
+        return "is not a trajectory record (collect one with python -m model_utils.collect)"
+    states = r["answer_trajectory_ids"]
+    if not states or not all(token_ids(s, vocab) for s in states):
+        return f"has an empty state or a token id that is not an integer in the vocabulary (0..{vocab - 1})"
+    if len({len(s) for s in states}) > 1:
+        return "has states of different lengths"
+    for key in ("prompt_ids", "teacher_output_ids") + (("labels_ids",) if gt_labels else ()):
+        if not token_ids(r.get(key), vocab):
+            return f"has no valid {key!r} (token ids of the vocabulary)"
+    if not isinstance(r.get("prompt_ids_len"), int):
+        return "has no integer 'prompt_ids_len'"
+    return None
+
+
+def load_records(config: TrainConfig, tokenizer, vocab: int) -> list[dict]:
     records = read_jsonl(config.trajectories)
     fingerprint = tokenizer_hash(tokenizer)
     for i, r in enumerate(records, 1):
-        if "answer_trajectory_ids" not in r or "prompt_ids" not in r or not r["answer_trajectory_ids"]:
-            raise UserError(f"Record {i} of {config.trajectories!r} is not a trajectory record "
-                            f"(collect one with python -m model_utils.collect).")
+        if config.gt_labels and "labels_ids" not in r:
+            raise UserError("--gt-labels needs trajectories collected with --labels.")
+        problem = record_problem(r, vocab, config.gt_labels)
+        if problem:
+            raise UserError(f"Record {i} of {config.trajectories!r} {problem}.")
         if r.get("tokenizer") != fingerprint:
             raise UserError(f"{config.trajectories!r} was collected with another tokenizer than "
                             f"{config.model!r}'s; collect trajectories with this model.")
         if config.block_size is not None and r["block_size"] != config.block_size:
             raise UserError(f"The trajectories use block size {r['block_size']} but --block-size is "
                             f"{config.block_size}.")
-        if config.gt_labels and "labels_ids" not in r:
-            raise UserError("--gt-labels needs trajectories collected with --labels.")
     return records
 
 
@@ -168,7 +218,8 @@ class StepReporter(TrainerCallback):
 
     def __init__(self, trainer: ConsistencyTrainer, dataset: TrajectoryDataset, log_path: str,
                  guard: QualityGuard | None, callback: Callback | None):
-        self.trainer, self.dataset, self.log_path, self.guard, self.callback = trainer, dataset, log_path, guard, callback
+        self.trainer, self.dataset, self.log_path = trainer, dataset, log_path
+        self.guard, self.callback = guard, callback
         self.cancelled = False
 
     def write(self, row: dict) -> None:
@@ -237,12 +288,23 @@ def prepare_out(config: TrainConfig) -> str | None:
 
 
 def train(config: TrainConfig, callback: Callback | None = None) -> str:
-    """Train and save the CLLM to config.out; returns that path (also when cancelled: the last weights)."""
-    from model_utils.loading import load_model  # late: keeps `--help` fast
-    if config.consistency not in ("global", "local"):
-        raise UserError(f"Unknown consistency loss {config.consistency!r}: choose global or local.")
+    """Train and save the CLLM to config.out; returns that path (also when cancelled: the last weights).
+
+    The main process holds config.out's lock throughout, so a second run into the same folder is refused.
+    """
+    check_writable(config.out, "The output folder", folder=True)
+    main_process = os.environ.get("RANK", "0") == "0"  # under accelerate / torchrun, rank 0 writes
+    with sole_writer(config.out) if main_process else nullcontext():
+        return train_unlocked(config, callback)
+
+
+def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
+    if config.resume and os.path.exists(os.path.join(config.out, FINISHED)):
+        print(f"{config.out} finished its training already: nothing to resume (start a new run from it to "
+              f"train further).", file=sys.stderr)
+        return config.out
     model, tokenizer = load_model(config.model, device=config.device, dtype="float32")
-    records = load_records(config, tokenizer)
+    records = load_records(config, tokenizer, model.get_input_embeddings().num_embeddings)
     resume_from = prepare_out(config)
     trim_log(os.path.join(config.out, LOG), int(resume_from.rsplit("-", 1)[1]) if resume_from else 0)
     with open(os.path.join(config.out, "train_config.json"), "w") as f:
@@ -257,7 +319,8 @@ def train(config: TrainConfig, callback: Callback | None = None) -> str:
         save_total_limit=2, report_to="none", seed=config.seed, data_seed=config.seed,
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=model.device.type == "cpu")
     trainer = ConsistencyTrainer(
-        model=model, args=args, train_dataset=dataset, data_collator=lambda items: collate(items, tokenizer.pad_token_id),
+        model=model, args=args, train_dataset=dataset,
+        data_collator=lambda items: collate(items, tokenizer.pad_token_id),
         ar_weight=config.ar_weight, label_smoothing=config.label_smoothing,
         reuse_ar_as_target=config.consistency == "global" and not config.gt_labels,
         frozen_target=config.frozen_target)
@@ -268,6 +331,9 @@ def train(config: TrainConfig, callback: Callback | None = None) -> str:
         reporter.write({"step": 0, "guard": guard.check(model)})
     trainer.train(resume_from_checkpoint=resume_from)
     save_final(trainer.model, tokenizer, config)
+    if not reporter.cancelled:
+        with open(os.path.join(config.out, FINISHED), "w") as f:
+            json.dump({"steps": trainer.state.global_step}, f)
     return config.out
 
 
@@ -281,7 +347,7 @@ def save_final(model, tokenizer, config: TrainConfig) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--model", required=True)
     p.add_argument("--trajectories", required=True)
     p.add_argument("--out", required=True)
@@ -303,7 +369,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--warmup", type=float, default=0.03, help="warmup steps, or a ratio of all steps if < 1")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where to train (default: auto)")
     p.add_argument("--save-dtype", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--guard-data", help="jsonl of held-out prompts for the quality guard (first --guard-n)")
     p.add_argument("--guard-n", type=int, default=8)
@@ -311,15 +377,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     a = p.parse_args(argv)
     guard_prompts = []
     if a.guard_data:
-        from model_utils.data import read_prompts
         guard_prompts = [r["prompt"] for r in read_prompts(a.guard_data)[: a.guard_n]]
     fields = {k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}
     return TrainConfig(**fields, guard_prompts=guard_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_utils.cli import run_cli
-
     def body() -> None:
         config = parse_args(argv)
         train(config)

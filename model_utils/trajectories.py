@@ -8,58 +8,25 @@ import hashlib
 import json
 import os
 import random
+import sys
 from collections.abc import Callable
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from model_utils.data import check_writable
 from model_utils.decoding import decode
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids
+from model_utils.locks import sole_writer
 from model_utils.metrics import pass_states
+from model_utils.quality import is_degenerate
 from model_utils.records import DecodeResult
-
-REPEAT_LIMIT = 10
-LOOP_SPAN = 16  # tokens of a phrase loop that make a record degenerate
-LOOP_PERIOD = 32  # longest phrase (in tokens) looked for
 
 
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
     """A fingerprint of the vocabulary, to refuse trajectories from another tokenizer."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     return hashlib.sha1(json.dumps(vocab).encode()).hexdigest()[:16]
-
-
-def has_repeat(ids: list[int], limit: int = REPEAT_LIMIT) -> bool:
-    """True if some token appears `limit` or more times in a row."""
-    run = 0
-    for i, t in enumerate(ids):
-        run = run + 1 if i and t == ids[i - 1] else 1
-        if run >= limit:
-            return True
-    return False
-
-
-def longest_loop(ids: list[int], max_period: int = LOOP_PERIOD) -> int:
-    """Length of the longest stretch that repeats one phrase of 1..max_period tokens at least three times."""
-    best = 0
-    for period in range(1, max_period + 1):
-        run = 0  # positions j in a row with ids[j] == ids[j - period]
-        for j in range(period, len(ids)):
-            run = run + 1 if ids[j] == ids[j - period] else 0
-            if run >= 2 * period:
-                best = max(best, run + period)
-    return best
-
-
-def has_loop(ids: list[int]) -> bool:
-    """True if one phrase is said over and over for LOOP_SPAN or more tokens."""
-    return longest_loop(ids) >= LOOP_SPAN
-
-
-def is_degenerate(ids: list[int]) -> bool:
-    """Token-level (one token 10+ times) or phrase-level repetition (a loop of LOOP_SPAN+ tokens):
-    the maintainers' advice is to remove both before training (reference §3, issue #11)."""
-    return has_repeat(ids) or has_loop(ids)
 
 
 def block_trajectories(result: DecodeResult) -> list[tuple[int, list[list[int]]]]:
@@ -134,7 +101,15 @@ def finished_ids(path: str) -> set[str]:
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     complete = [line for line in lines[:-1] if line.strip()]  # text after the last newline is torn
-    records = [json.loads(line) for line in complete]
+    records = []
+    for number, line in enumerate(complete, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            records.append(None)
+        if not isinstance(records[-1], dict) or "data_id" not in records[-1]:
+            raise UserError(f"{path!r} is not a trajectory file (line {number} is no trajectory record): "
+                            f"give a new file name, or the file an earlier collection wrote.")
     done = {r["data_id"] for r in records if r.get("last_block")}
     kept = [line for line, r in zip(complete, records) if r["data_id"] in done]
     if len(kept) != len(complete) or lines[-1]:
@@ -148,13 +123,19 @@ def finished_ids(path: str) -> set[str]:
 def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict],
                          out_path: str, *, block_size: int = 16, max_new_tokens: int = 256, limit: int | None = None,
                          augment: bool = False, labels: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1),
-                         progress: Callable[[int, int], None] | None = None) -> int:
+                         progress: Callable[[int, int], None] | None = None,
+                         on_skip: Callable[[int, str], None] | None = None) -> int:
     """Append the records of every prompt not yet in out_path; returns how many records were written.
+
+    A row that cannot be decoded (over the model's context, no answer for labels) is skipped and reported to
+    on_skip(row number, reason), by default as a warning on stderr; a rerun reports it again.
 
     shard (k, n) takes prompts k, k+n, k+2n, ... so n processes can collect one data set in parallel.
     """
     if block_size < 1:
         raise UserError(f"Block size must be at least 1 (got {block_size}).")
+    if limit is not None and limit < 1:
+        raise UserError(f"The limit must be at least 1 prompt (got {limit}).")
     rows = rows[:limit] if limit else rows
     if not rows:
         raise UserError("The data set is empty: there is nothing to collect.")
@@ -162,14 +143,32 @@ def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     if not 0 <= k < n:
         raise UserError(f"Shard {k}/{n} does not exist: use k/n with 0 <= k < n.")
     mine = [(i, row) for i, row in enumerate(rows) if i % n == k]
+    check_writable(out_path, "The trajectory file")
+    with sole_writer(out_path):
+        return append_records(model, tokenizer, mine, out_path, block_size=block_size, max_new_tokens=max_new_tokens,
+                              augment=augment, labels=labels, seed=seed, progress=progress, on_skip=on_skip)
+
+
+def warn_skipped(row: int, reason: str) -> None:
+    print(f"warning: row {row} of the data set skipped: {reason}", file=sys.stderr)
+
+
+def append_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mine: list[tuple[int, dict]],
+                   out_path: str, *, block_size: int, max_new_tokens: int, augment: bool, labels: bool, seed: int,
+                   progress: Callable[[int, int], None] | None, on_skip: Callable[[int, str], None] | None) -> int:
+    """collect_trajectories' loop, run while holding the output's lock."""
     done = finished_ids(out_path)
     written = 0
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "a", encoding="utf-8") as f:
         for count, (i, row) in enumerate(mine, 1):
             if f"data_{i}" not in done:
-                records = prompt_records(model, tokenizer, row, i, block_size=block_size,
-                                         max_new_tokens=max_new_tokens, labels=labels, do_augment=augment, seed=seed)
+                try:
+                    records = prompt_records(model, tokenizer, row, i, block_size=block_size,
+                                             max_new_tokens=max_new_tokens, labels=labels, do_augment=augment,
+                                             seed=seed)
+                except UserError as e:  # this row can never pass: say which, and go on with the rest
+                    (on_skip or warn_skipped)(i + 1, str(e))
+                    records = []
                 f.write("".join(json.dumps(r) + "\n" for r in records))
                 f.flush()
                 written += len(records)

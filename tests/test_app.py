@@ -5,14 +5,15 @@ import time
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status
+from helpers import PROMPT, assert_offline_html, words_jsonl
 
-from app_fixtures import PROMPT, app_url, tiny_models, words_jsonl  # noqa: F401 (fixtures)
 from model_utils.errors import UserError
 from model_utils.records import DecodeResult
 
 
 @pytest.fixture(scope="module")
-def client(app_url):  # noqa: F811
+def client(app_url):
     return Client(app_url, verbose=False)
 
 
@@ -85,15 +86,44 @@ def test_bad_chat_input_gets_a_clear_message_and_the_app_keeps_serving(client, t
     assert status == ""
 
 
+def press_stop(client, jobs: dict[str, object], button: str = "stop") -> None:
+    """What the browser does on a click of Stop (or another button): every listener of its click cancels the
+    running events it names (`this.cancel(dep.cancels)` in Gradio's front end, a POST to /cancel each, as
+    Job.cancel() sends)."""
+    config = client.config
+    stop = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == button)
+    cancelled = {fn for dep in config["dependencies"] if [stop, "click"] in dep["targets"] for fn in dep["cancels"]}
+    by_api = {dep.get("api_name"): dep["id"] for dep in config["dependencies"]}
+    for api_name, job in jobs.items():
+        if by_api[api_name] in cancelled:
+            job.cancel()
+
+
 def test_a_stopped_chat_frees_the_device(client, tiny_models):
     base, cllm = tiny_models
-    job = chat(client, PROMPT, base, cllm, max_new=120, block=2)
+    # both panels Jacobi with n=1 to the context's end: a few hundred updates, seconds of streaming
+    job = chat(client, PROMPT, cllm, cllm, left_decoder="Jacobi", max_new=512, block=1)
     while len(job.outputs()) < 3:
         time.sleep(0.01)
-    job.cancel()
-    time.sleep(0.5)
-    *_, status = chat(client, PROMPT, base, cllm).result()
-    assert status == ""
+    press_stop(client, {"chat": job})
+    second = chat(client, PROMPT, base, cllm)  # at once, no pause
+    left, right, _, m_right, _, status = second.result()
+    assert job.status().code == Status.CANCELLED, "Stop did not cancel the running chat"
+    assert "streaming…" in job.outputs()[-1][3]  # it never reached its end
+    # the new chat got the device (not "busy"), ran to its end, and holds only its own turn
+    assert status == "" and "done" in m_right and len(left) == len(right) == 2
+
+
+def test_clear_stops_a_streaming_chat_so_the_next_turn_starts_afresh(client, tiny_models):
+    base, cllm = tiny_models
+    job = chat(client, PROMPT, cllm, cllm, left_decoder="Jacobi", max_new=512, block=1)
+    while len(job.outputs()) < 3:
+        time.sleep(0.01)
+    press_stop(client, {"chat": job}, button="clear")
+    client.predict(api_name="/clear")
+    left, right, *_, status = chat(client, PROMPT, base, cllm, new=False).result()
+    assert job.status().code == Status.CANCELLED, "Clear did not cancel the running chat"
+    assert status == "" and len(left) == len(right) == 2  # only the new turn: the old one was not written back
 
 
 def figure(value) -> dict:
@@ -116,7 +146,8 @@ def test_stepper_runs_steps_and_exports(client, tiny_models):
     assert set(runs) == {"Jacobi (cllm)", "Jacobi (base)"} and len(runs["Jacobi (cllm)"].passes) == passes
     with open(html_path) as f:
         page = f.read()
-    assert "<script src=" not in page and '"frames"' in page or "addFrames" in page
+    assert_offline_html(page)
+    assert "addFrames" in page  # the animation frames are in the page
 
     def title(plot):
         return figure(plot)["layout"]["title"]["text"]
@@ -132,7 +163,7 @@ def test_stepper_runs_steps_and_exports(client, tiny_models):
     assert int(where.split("**")[1]) > block_start + 1
 
 
-def test_stepper_refuses_bad_input_and_stepping_before_a_run(app_url, tiny_models):  # noqa: F811
+def test_stepper_refuses_bad_input_and_stepping_before_a_run(app_url, tiny_models):
     fresh = Client(app_url, verbose=False)  # a new session has no run yet
     *_, where = fresh.predict(api_name="/stepper_next_pass")
     assert "Run the stepper first" in where
@@ -153,7 +184,7 @@ def finetune(client, base, name, *, steps=4, data="gsm8k", upload=None, prompts=
 
 
 @pytest.fixture
-def base_model(tiny_models):  # noqa: F811
+def base_model(tiny_models):
     return tiny_models[0]
 
 
@@ -200,7 +231,6 @@ def test_second_training_is_refused_and_cancel_keeps_the_last_checkpoint(client,
 @pytest.mark.parametrize("content, message", [
     ("this is not json\n", "not valid JSON"),
     ('{"answer": "w5"}\n', "no non-empty 'question'"),
-    ('{"question": "w5 w6", "answer": "w7"}\n' * 120_000, "the limit is 2.0 MB"),
 ])
 def test_bad_uploads_get_a_clear_message(client, base_model, tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
@@ -226,7 +256,7 @@ def test_model_text_is_shown_literally_and_multi_token_passes_are_marked():
                     '<span class="ff" title="3 tokens in one forward pass">eggs</span>')
 
 
-def test_the_model_cache_keeps_the_most_recent(tiny_models):  # noqa: F811
+def test_the_model_cache_keeps_the_most_recent(tiny_models):
     from app.models import Models, Settings
     models = Models(Settings(*tiny_models, device="cpu"), capacity=1)
     first = models.get(tiny_models[0])

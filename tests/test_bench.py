@@ -10,7 +10,7 @@ import torch
 from bench import accuracy, device_check, plot, speed
 from bench.accuracy import rates, run_accuracy, score
 from model_utils.loading import load_model
-from tiny import tiny_model, tiny_tokenizer
+from model_utils.tiny_models import tiny_model, tiny_tokenizer
 
 PROBLEMS = [
     {"question": "w5 w9 w11", "answer": "so #### 3", "template": "a", "seen": True},

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from model_utils.decoding import decode, jacobi_passes
+from model_utils.decoding import decode, decode_passes, jacobi_passes, to_result
 from model_utils.errors import UserError
 from model_utils.metrics import run_progress, summarize
-from tiny import tiny_model
+from model_utils.tiny_models import tiny_model, tiny_tokenizer
 
 FAMILIES = ["llama", "gpt2", "qwen2", "gpt-neox", "phi", "mistral-sliding"]
 PROMPT = [1, 17, 33, 5, 60, 8]
@@ -89,6 +89,7 @@ def test_seed_makes_runs_reproducible():
 
 def test_record_round_trips_through_json():
     import json
+
     from model_utils.records import DecodeResult
     result = decode(tiny_model("gpt2"), PROMPT, block_size=4, max_new_tokens=10)
     again = DecodeResult.from_dict(json.loads(json.dumps(result.to_dict())))
@@ -109,6 +110,32 @@ def test_bad_inputs_are_refused_in_one_sentence(kwargs, message):
     with pytest.raises(UserError, match=message):
         list(jacobi_passes(model, args["prompt"], block_size=args["block_size"],
                            max_new_tokens=args["max_new_tokens"], scheme=args["scheme"]))
+
+
+def test_decode_passes_picks_the_decoder_by_name():
+    model = tiny_model("llama")
+    ar = list(decode_passes(model, PROMPT, decoder="ar", max_new_tokens=6))
+    jac = list(decode_passes(model, PROMPT, decoder="jacobi", block_size=4, max_new_tokens=6))
+    assert len(ar) == 6 and all(len(p.new_tokens) == 1 for p in ar)
+    assert [t for p in jac for t in p.new_tokens] == [t for p in ar for t in p.new_tokens]
+    assert len(jac[1].window) == 4 and all(len(p.window) == 1 for p in ar[1:])  # Jacobi windows, AR carries
+
+
+def test_an_unknown_decoder_is_refused_in_one_sentence():
+    with pytest.raises(UserError, match="Unknown decoder 'beam': choose one of ar, jacobi"):
+        decode_passes(tiny_model("llama"), PROMPT, decoder="beam")
+    with pytest.raises(UserError, match="Unknown decoder"):
+        decode(tiny_model("llama"), PROMPT, decoder="AR")
+
+
+def test_to_result_builds_the_record_of_a_pass_generator():
+    model, tokenizer = tiny_model("llama"), tiny_tokenizer()
+    passes = decode_passes(model, PROMPT, decoder="ar", max_new_tokens=5, block_size=9, scheme="block")
+    result = to_result(passes, PROMPT, decoder="ar", scheme="block", block_size=9, eos_ids=set(), tokenizer=tokenizer)
+    assert (result.decoder, result.scheme, result.block_size, result.stop_reason) == ("ar", None, 1, "length")
+    assert result.token_ids == decode(model, PROMPT, decoder="ar", max_new_tokens=5).token_ids
+    assert result.text == tokenizer.decode(result.token_ids, skip_special_tokens=True)
+    assert result.passes[1].guess_text == tokenizer.convert_ids_to_tokens(result.passes[1].guess)
 
 
 def test_generation_is_capped_at_the_context():

@@ -10,7 +10,7 @@ from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditional
 
 from model_utils.errors import UserError
 from model_utils.loading import drop_int8_cast_notice, encode_prompt, eos_ids, load_model
-from tiny import tiny_model, tiny_tokenizer
+from model_utils.tiny_models import tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -110,5 +110,6 @@ def test_cli_errors_are_one_line_and_nonzero(saved_llama, args, message):
 def test_int8_cast_notice_is_dropped_and_other_records_kept():
     def record(msg: str) -> logging.LogRecord:
         return logging.LogRecord("bitsandbytes.autograd._functions", logging.WARNING, __file__, 1, msg, (), None)
-    assert not drop_int8_cast_notice(record("MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"))
+    notice = "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"
+    assert not drop_int8_cast_notice(record(notice))
     assert drop_int8_cast_notice(record("some other bitsandbytes warning"))

@@ -93,7 +93,8 @@ def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows:
     n = len(STATES)
     scale = [[(i + e) / n, COLORS[s]] for i, s in enumerate(STATES) for e in (0, 1)]
     heat = go.Heatmap(z=z, x=list(range(len(grid[0]))), y=list(range(lo, k + 1)), text=text, hovertext=hover,
-                      texttemplate="%{text}", textfont={"size": 12}, hovertemplate="%{hovertext}<extra></extra>", colorscale=scale,
+                      texttemplate="%{text}", textfont={"size": 12}, hovertemplate="%{hovertext}<extra></extra>",
+                      colorscale=scale,
                       zmin=-0.5, zmax=n - 0.5, showscale=False, xgap=2, ygap=2)
     p = result.passes[k]
     heading = (f"pass {k} of {len(result.passes) - 1} · block {max(p.block, 0)} · "

@@ -10,8 +10,9 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from app_fixtures import ROOT, free_port, start_app, wait_until_up  # noqa: E402
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [TESTS, os.path.dirname(TESTS)]  # tests/helpers.py, and the project it imports from
+from helpers import ROOT, free_port, start_app, wait_until_up  # noqa: E402
 
 OUT = os.path.join(ROOT, "assets/screenshots")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -4,12 +4,12 @@ import os
 import re
 
 import pytest
+from helpers import PROMPT, words_jsonl
 from playwright.sync_api import Page, expect
 
-from app_fixtures import PROMPT, app_url, tiny_models, words_jsonl  # noqa: F401 (fixtures)
-
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)")
+NO_CHROMIUM = "needs Debian's chromium (apt-get install chromium)"
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=NO_CHROMIUM)]
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +32,14 @@ def plot_title(page: Page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} .gtitle").first.text_content()
 
 
-def test_chat_streams_both_panels_and_fills_the_metrics(page: Page, app_url, tiny_models):  # noqa: F811
+def test_chat_streams_both_panels_and_fills_the_metrics(page: Page, app_url, tiny_models):
     page.goto(app_url)
     page.wait_for_selector("#metrics-right", state="attached")
     # count the distinct states the right panel's metrics go through while streaming
     page.evaluate("""() => { window.seen = new Set();
         new MutationObserver(() => window.seen.add(document.querySelector('#metrics-right').innerText))
-          .observe(document.querySelector('#metrics-right'), {subtree: true, childList: true, characterData: true}); }""")
+          .observe(document.querySelector('#metrics-right'),
+                   {subtree: true, childList: true, characterData: true}); }""")
     page.locator("#block-right input[type=number]").fill("2")
     page.locator("#prompt textarea").fill(PROMPT)
     page.click("#send")
@@ -50,7 +51,7 @@ def test_chat_streams_both_panels_and_fills_the_metrics(page: Page, app_url, tin
     expect(page.locator("#chat-match")).to_contain_text("first differ at token")
 
 
-def test_stepper_steps_and_plays_frames(page: Page, app_url):  # noqa: F811
+def test_stepper_steps_and_plays_frames(page: Page, app_url):
     open_tab(page, app_url, "Jacobi stepper")
     page.locator("#stepper-prompt textarea").fill(PROMPT)
     page.click("#stepper-run")
@@ -68,7 +69,7 @@ def test_stepper_steps_and_plays_frames(page: Page, app_url):  # noqa: F811
     expect(page.locator("#trajectory-plot .gtitle")).not_to_have_text(start, timeout=10_000)
 
 
-def test_exported_html_opens_offline(page: Page, app_url, tmp_path, browser):  # noqa: F811
+def test_exported_html_opens_offline(page: Page, app_url, tmp_path, browser):
     open_tab(page, app_url, "Jacobi stepper")
     page.click("#stepper-run")
     expect(page.locator("#stepper-status")).to_contain_text("Pass", timeout=30_000)
@@ -91,7 +92,7 @@ def test_exported_html_opens_offline(page: Page, app_url, tmp_path, browser):  #
     offline.close()
 
 
-def test_finetune_completes_and_cancels(page: Page, app_url, tmp_path):  # noqa: F811
+def test_finetune_completes_and_cancels(page: Page, app_url, tmp_path):
     open_tab(page, app_url, "Fine-tune")
     page.get_by_label("uploaded .jsonl").check()
     page.locator("#finetune-upload input[type=file]").set_input_files(words_jsonl(tmp_path / "data.jsonl"))

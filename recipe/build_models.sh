@@ -26,7 +26,7 @@ train_cllm() {  # start model, trajectories, output dir, epochs, learning rate; 
 echo "== 1/5 base model (tokenizer, data, pretraining) =="
 if [ ! -f "$BASE/model.safetensors" ]; then
   resume=$([ -d "$W/base/ckpt" ] && echo --resume || true)
-  python -m model_utils.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps "${BASE_STEPS:-8000}" \
+  python -m recipe.pretrain --out "$BASE" --work "$W/base" --seed "$SEED" --max-steps "${BASE_STEPS:-8000}" \
     --max-minutes 100 --threads 2 $resume
 fi
 

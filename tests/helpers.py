@@ -1,18 +1,25 @@
-"""Fixtures for the app tests: tiny saved models and a running `python -m app` on a free port."""
+"""Plain helpers shared by the tests (the fixtures live in conftest.py): tiny saved models, a jsonl in the
+tiny tokenizer's words, `python -m app` on a free port, and the rows the trajectory and training tests use."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-import pytest
+import torch
 
-from tiny import tiny_model, tiny_tokenizer
+from model_utils.tiny_models import tiny_model, tiny_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT = "w5 w17 w33 w60 w8"
+
+# trajectory collection and training
+ROWS = [{"prompt": " ".join(f"w{(7 * i + 3 * k) % 90 + 3}" for k in range(5)), "answer": f"w{i + 10} w{i + 20}"}
+        for i in range(6)]
+BLOCK, MAX_NEW = 8, 24
 
 
 def save_tiny(folder: str, seed: int) -> str:
@@ -21,6 +28,25 @@ def save_tiny(folder: str, seed: int) -> str:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def save_base(path, seed=0):
+    """A tiny Llama with sharpened embeddings, so its greedy output is decided, not near-tied."""
+    model = tiny_model("llama", seed=seed, dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "embed" in name or "lm_head" in name:
+                p.mul_(8)
+    model.generation_config.eos_token_id = None
+    model.save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+def read(path) -> list[dict]:
+    """The records of a jsonl file."""
+    with open(path) as f:
+        return [json.loads(line) for line in f]
 
 
 def words_jsonl(path, n: int = 4) -> str:
@@ -61,27 +87,9 @@ def wait_until_up(url: str, proc: subprocess.Popen, log_path: str, timeout: floa
     raise TimeoutError(f"the app did not answer on {url} within {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> tuple[str, str]:
-    root = tmp_path_factory.mktemp("models")
-    return save_tiny(str(root / "base"), 0), save_tiny(str(root / "cllm"), 1)
-
-
-@pytest.fixture(scope="session")
-def app_url(tiny_models, tmp_path_factory):
-    """The app on tiny models, started once for the whole session."""
-    port, runs = free_port(), tmp_path_factory.mktemp("runs")
-    log = str(runs / "app.log")
-    proc = start_app(["--port", str(port), "--base", tiny_models[0], "--cllm", tiny_models[1], "--device", "cpu"],
-                     log, {"CLLM_LAB_RUNS": str(runs)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        ready = wait_until_up(url, proc, log)
-        print(f"\napp launch-to-ready: {ready:.1f} s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def assert_offline_html(page: str) -> None:
+    """A page that opens without a network: plotly.js inlined, no script or stylesheet fetched from any host."""
+    assert not re.search(r"<script\b[^>]*\bsrc\s*=", page, re.IGNORECASE), "a <script src=...> to fetch"
+    assert not re.search(r"<link\b[^>]*\bhref\s*=\s*[\"']?(https?:)?//", page, re.IGNORECASE), "a <link> to a host"
+    assert re.search(r"<script[^>]*>\s*/\*\*?\s*\*?\s*plotly\.js v\d", page), "plotly.js is not inlined"
+    assert len(page) > 3_000_000  # plotly.js itself is inside

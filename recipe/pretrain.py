@@ -1,35 +1,44 @@
 """Pretrain the small GSM8K base model (LlamaForCausalLM) from scratch on CPU.
 
-python -m model_utils.pretrain --out assets/models/gsm8k-base --work runs/base [--seed 0] [--max-minutes 60] [--resume]
+python -m recipe.pretrain --out assets/models/gsm8k-base --work runs/base [--seed 0] [--max-minutes 60] [--resume]
 
 The work dir holds the corpus, the tokenizer and Trainer checkpoints; everything is rebuilt from the seed.
 """
 
 import argparse
 import json
+import math
+import os
 import random
+import sys
 import time
 from pathlib import Path
 
 import torch
-from transformers import (GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Trainer,
-                          TrainerCallback, TrainingArguments, set_seed)
+from transformers import (
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
-from model_utils import gsm8k_synth
+from bench.accuracy import run_accuracy
+from model_utils.cli import parser, positive_int, run_cli
+from model_utils.data import read_jsonl
 from model_utils.errors import UserError
-from model_utils.gsm8k_eval import evaluate
-from model_utils.loading import resolve_device
-from model_utils.tokenizer_build import build_tokenizer, prompt_text, training_text
+from model_utils.loading import PROJECT_ROOT, resolve_device
+from model_utils.locks import sole_writer
+from recipe import gsm8k_synth
+from recipe.tokenizer import build_tokenizer, prompt_text, training_text
 
-GSM8K_DIR = Path("assets/data/gsm8k")
-HELDOUT = Path("assets/data/synth/heldout.jsonl")
+GSM8K_DIR = Path(PROJECT_ROOT) / "assets/data/gsm8k"
+HELDOUT = Path(PROJECT_ROOT) / "assets/data/synth/heldout.jsonl"
 MAX_LEN = 512
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -110,39 +119,76 @@ def save_final(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, out:
                      bos_token_id=tokenizer.bos_token_id, do_sample=False, max_new_tokens=256).save_pretrained(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def final_check(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, heldout_path: Path,
+                n_gsm8k: int) -> dict:
+    """Greedy exact match and answer format on the held-out generated problems and GSM8K test."""
+    heldout = read_jsonl(str(heldout_path))
+    sets = {"heldout_seen": [p for p in heldout if p["seen"]], "heldout_unseen": [p for p in heldout if not p["seen"]],
+            "gsm8k_test": read_jsonl(str(GSM8K_DIR / "test.jsonl"))[:n_gsm8k]}
+    results = {}
+    for name, problems in sets.items():
+        r = run_accuracy(model, tokenizer, problems, decoder="ar")
+        results[name] = {k: r[k] for k in ("n", "exact_match", "format_rate")} | {"example": r["outputs"][0]["output"]}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser(__doc__)
     ap.add_argument("--out", type=Path, default=Path("assets/models/gsm8k-base"))
     ap.add_argument("--work", type=Path, default=Path("runs/base"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-steps", type=int, default=3000, help="length of the lr schedule")
-    ap.add_argument("--max-minutes", type=float, default=60, help="wall-clock cap on training (checkpoints, then stops)")
+    ap.add_argument("--max-steps", type=positive_int, default=3000, help="length of the lr schedule")
+    ap.add_argument("--max-minutes", type=float, default=60,
+                    help="wall-clock cap on training (checkpoints, then stops)")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --work")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=positive_int, default=1)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (cuda: a CUDA GPU)")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=positive_int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--layers", type=positive_int, default=4)
+    ap.add_argument("--hidden", type=positive_int, default=256)
+    ap.add_argument("--heads", type=positive_int, default=4)
     ap.add_argument("--n-synth", type=int, default=120_000)
     ap.add_argument("--real-frac", type=float, default=0.2)
-    ap.add_argument("--save-steps", type=int, default=200)
-    ap.add_argument("--eval-gsm8k", type=int, default=100, help="GSM8K test questions for the final check")
-    args = ap.parse_args()
-    try:
-        resolve_device(args.device)
-    except UserError as e:
-        raise SystemExit(f"error: {e}")
+    ap.add_argument("--save-steps", type=positive_int, default=200)
+    ap.add_argument("--eval-gsm8k", type=positive_int, default=100, help="GSM8K test questions for the final check")
+    ap.add_argument("--heldout", type=Path, default=HELDOUT, help="where the held-out problems are written")
+    args = ap.parse_args(argv)
+    return run_cli(lambda: locked_pretrain(args))
+
+
+def locked_pretrain(args: argparse.Namespace) -> None:
+    """Pretrain while holding the work folder's lock: a second run into it is refused."""
+    check_args(args)
+    with sole_writer(str(args.work)):
+        pretrain(args)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse a shape or an output that would fail, before any work is done."""
+    resolve_device(args.device)
+    if args.hidden % args.heads:
+        raise UserError(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}.")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr must be a number above 0 (got {args.lr}).")
+    if not 0 <= args.real_frac < 1:
+        raise UserError(f"--real-frac must be in [0, 1) (got {args.real_frac}).")
+    for path in (args.out, args.work, args.heldout.parent):
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise UserError(f"{path} cannot be written ({existing} is not a writable folder).")
+
+
+def pretrain(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
     args.work.mkdir(parents=True, exist_ok=True)
 
     ckpt_dir, tok_dir = args.work / "ckpt", args.work / "tokenizer"
     if not args.resume and ckpt_dir.exists() and any(ckpt_dir.iterdir()):
-        raise SystemExit(f"{ckpt_dir} has checkpoints: pass --resume or use a fresh --work")
+        raise UserError(f"{ckpt_dir} has checkpoints: pass --resume or use a fresh --work.")
     corpus, heldout = build_corpus(args.seed, args.n_synth, args.real_frac)  # deterministic in the seed
-    write_jsonl(HELDOUT, heldout)
+    write_jsonl(args.heldout, heldout)
     write_jsonl(args.work / "corpus.jsonl", corpus)
     if not (args.resume and tok_dir.exists()):
         build_tokenizer(corpus).save_pretrained(tok_dir)
@@ -157,7 +203,8 @@ def main() -> None:
         learning_rate=args.lr, lr_scheduler_type="cosine", warmup_steps=min(200, args.max_steps // 10),
         weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0,
         logging_steps=25, save_strategy="steps", save_steps=args.save_steps, save_total_limit=2,
-        seed=args.seed, data_seed=args.seed, use_cpu=args.device == "cpu", report_to="none", remove_unused_columns=False,
+        seed=args.seed, data_seed=args.seed, use_cpu=args.device == "cpu", report_to="none",
+        remove_unused_columns=False,
         train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=False,
     )
     trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collate(tokenizer.pad_token_id),
@@ -171,18 +218,11 @@ def main() -> None:
         print("time limit reached before the end of the schedule; rerun with --resume to finish")
 
     save_final(trainer.model, tokenizer, args.out)
-    final = LlamaForCausalLM.from_pretrained(args.out, dtype=torch.float32).to(args.device)
-    heldout = read_jsonl(HELDOUT)
-    gsm8k_test = read_jsonl(GSM8K_DIR / "test.jsonl")[:args.eval_gsm8k]
-    results = {
-        "steps": steps_done,
-        "heldout_seen": evaluate(final, tokenizer, [p for p in heldout if p["seen"]]),
-        "heldout_unseen": evaluate(final, tokenizer, [p for p in heldout if not p["seen"]]),
-        "gsm8k_test": evaluate(final, tokenizer, gsm8k_test),
-    }
+    final = LlamaForCausalLM.from_pretrained(args.out, dtype=torch.float32).to(args.device).eval()
+    results = {"steps": steps_done, **final_check(final, tokenizer, args.heldout, args.eval_gsm8k)}
     (args.work / "eval.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The page-wide CSS and the script in the page head, passed to launch() once."""
+from viz import COLORS
+
+CSS = f""".ff {{ background: {COLORS['fast-forwarded']}33; border-bottom: 2px solid {COLORS['fast-forwarded']};
+border-radius: 3px; }}"""
+
+# gr.Plot draws figures with Plotly.react and drops their frames (ui-stack.md): put them back after
+# each update so Play and the figure's own slider work.
+HEAD = """<script>
+window.cllmFrames = function (id, value) {
+  if (!value || !value.plot) return [];
+  const fig = JSON.parse(value.plot);
+  if (!fig.frames || !fig.frames.length) return [];
+  const want = fig.layout && fig.layout.title ? fig.layout.title.text : undefined;
+  let tries = 0;
+  const apply = () => {
+    const gd = document.querySelector(`#${id} .js-plotly-plot`);
+    const shown = gd && gd.layout && gd.layout.title ? gd.layout.title.text : undefined;
+    if (!gd || !gd._fullLayout || !window.Plotly || shown !== want) {
+      if (tries++ < 100) setTimeout(apply, 100);
+      return;
+    }
+    window.Plotly.deleteFrames(gd);
+    window.Plotly.addFrames(gd, fig.frames);
+    gd.dataset.frames = String(fig.frames.length);
+  };
+  apply();
+  return [];
+};
+</script>"""
