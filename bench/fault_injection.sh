@@ -5,6 +5,7 @@
 # bash bench/fault_injection.sh [WORK_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -f .venv/bin/activate ] && . .venv/bin/activate
 W=${1:-runs/faults}
 rm -rf "$W" && mkdir -p "$W"
 export OMP_NUM_THREADS=1
@@ -21,7 +22,7 @@ kill_after() {  # run "$@" in the background and kill -9 it after $1 seconds (if
 }
 echo "== collection: uninterrupted, then killed 4 times and resumed"
 collect "$W/once.jsonl"
-for t in 3 5 2 7; do kill_after "$t" collect "$W/killed.jsonl"; done
+for t in 12 16 14 19; do kill_after "$t" collect "$W/killed.jsonl"; done
 collect "$W/killed.jsonl"
 python - "$W/once.jsonl" "$W/killed.jsonl" <<'PY'
 import sys
@@ -32,7 +33,7 @@ print(f"collection: {len(once)} records uninterrupted, {len(killed)} after kills
 PY
 echo "== training: uninterrupted, then killed 5 times (mid-step, checkpoint writes, final save) and resumed"
 train "$W/train-once" ""
-for t in 6 9 4 11 8; do
+for t in 12 15 13 17 14; do
   resume=$([ -d "$W/train-killed" ] && echo --resume || true)
   kill_after "$t" train "$W/train-killed" "$resume"
 done

@@ -8,7 +8,7 @@ import sys
 from tqdm import tqdm
 
 from model_utils.cli import BLOCK_SIZE, MAX_NEW_TOKENS, add_model_args, load_options, parser, positive_int, run_cli
-from model_utils.data import read_prompts
+from model_utils.data import check_writable, read_prompts
 from model_utils.loading import load_model
 from model_utils.trajectories import collect_trajectories
 
@@ -44,14 +44,14 @@ def shard(text: str) -> tuple[int, int]:
 
 def collect(args: argparse.Namespace) -> None:
     rows = read_prompts(args.data)
+    check_writable(args.out, "The trajectory file")  # before the model loads
     model, tokenizer = load_model(args.model, **load_options(args))
     k, n = args.shard
-    bar = tqdm(total=len(range(k, min(len(rows), args.limit or len(rows)), n)), desc="prompts", unit="prompt")
-    written = collect_trajectories(model, tokenizer, rows, args.out, block_size=args.block_size,
-                                   max_new_tokens=args.max_new_tokens, limit=args.limit, augment=args.augment,
-                                   labels=args.labels, seed=args.seed, shard=(k, n),
-                                   progress=lambda done, total: bar.update(done - bar.n))
-    bar.close()
+    with tqdm(total=len(range(k, min(len(rows), args.limit or len(rows)), n)), desc="prompts", unit="prompt") as bar:
+        written = collect_trajectories(model, tokenizer, rows, args.out, block_size=args.block_size,
+                                       max_new_tokens=args.max_new_tokens, limit=args.limit, augment=args.augment,
+                                       labels=args.labels, seed=args.seed, shard=(k, n),
+                                       progress=lambda done, total: bar.update(done - bar.n))
     print(f"wrote {written} records to {args.out}", file=sys.stderr)
 
 

@@ -144,6 +144,9 @@ def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: in
     try:
         config = AutoConfig.from_pretrained(path, **hub)
     except (OSError, ValueError) as e:
+        if os.path.isdir(path):
+            raise UserError(f"The folder {name!r} holds no readable model config.json ({first_line(e)}): "
+                            f"give a folder saved with save_pretrained.") from e
         if offline:
             raise UserError(f"Model {name!r} was not found: it is not a local model folder, and the Hugging Face "
                             f"Hub cannot be reached from here (offline) nor was it downloaded before: connect to "

@@ -134,9 +134,14 @@ def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     """
     if block_size < 1:
         raise UserError(f"Block size must be at least 1 (got {block_size}).")
+    if max_new_tokens < 1:
+        raise UserError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
     if limit is not None and limit < 1:
         raise UserError(f"The limit must be at least 1 prompt (got {limit}).")
     rows = rows[:limit] if limit else rows
+    missing = next((i for i, row in enumerate(rows, 1) if labels and not row.get("answer")), None)
+    if missing:
+        raise UserError(f"--labels needs an 'answer' field in every record, and record {missing} has none.")
     if not rows:
         raise UserError("The data set is empty: there is nothing to collect.")
     k, n = shard

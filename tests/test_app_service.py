@@ -73,3 +73,10 @@ def test_sixteen_clients_at_once_are_all_answered_and_the_app_serves_after(app_u
     *_, status = Client(app_url, verbose=False).predict(PROMPT, base, "AR", 4, "sliding", cllm, "Jacobi", 4,
                                                        "sliding", 16, api_name="/chat")
     assert status == ""
+
+
+def test_a_missing_prompt_gets_one_clear_sentence(app_url, tiny_models):
+    base, cllm = tiny_models
+    *_, status = Client(app_url, verbose=False).predict(None, base, "AR", 4, "sliding", cllm, "Jacobi", 4, "sliding",
+                                                        16, api_name="/chat")
+    assert "empty" in status

@@ -236,3 +236,22 @@ def test_outputs_under_a_file_are_refused_before_any_work(saved, tmp_path):
         train(TrainConfig(model=saved, trajectories="t.jsonl", out=str(tmp_path / "file"), device="cpu"))
     with pytest.raises(UserError, match="is a file"):
         train(TrainConfig(model=saved, trajectories="t.jsonl", out=str(tmp_path / "file" / "run"), device="cpu"))
+
+
+@pytest.mark.parametrize("options, rows, message", [
+    ({"max_new_tokens": 0}, [{"prompt": "w5 w6"}], "max_new_tokens must be at least 1"),
+    ({"labels": True}, [{"prompt": "w5 w6", "answer": "w7"}, {"prompt": "w8"}], "record 2 has none"),
+])
+def test_collection_settings_that_fail_every_row_are_refused_not_skipped(saved, tmp_path, options, rows, message):
+    from model_utils.trajectories import collect_trajectories
+    model, tokenizer = load_model(saved, device="cpu")
+    with pytest.raises(UserError, match=message):
+        collect_trajectories(model, tokenizer, rows, str(tmp_path / "t.jsonl"), block_size=4, **options)
+
+
+@pytest.mark.parametrize("config", [None, "{oops"])
+def test_a_folder_without_a_readable_config_is_named_as_such(tmp_path, config):
+    if config is not None:
+        (tmp_path / "config.json").write_text(config)
+    with pytest.raises(UserError, match="holds no readable model config.json"):
+        load_model(str(tmp_path), device="cpu")
