@@ -178,6 +178,11 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
         yield [gr.skip()] * 6 + [f"⚠ {message}"]
 
 
+def stopped(left: str, right: str) -> tuple[str, str]:
+    """The metric lines after Stop: a run that was still streaming says it was stopped."""
+    return tuple(line.replace("streaming…", "■ stopped") for line in (left or "", right or ""))
+
+
 def new_conversation() -> tuple:
     """Empty history, bubbles, metrics and match line."""
     return [], [], [], "", "", ""
@@ -221,7 +226,7 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
     outputs = [chats[0], chats[1], metrics[0], metrics[1], match, turns, status]
     event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
                   concurrency_id=concurrency_id, show_progress="hidden")
-    stop.click(None, cancels=[event], api_name="stop")
+    stop.click(stopped, metrics, metrics, cancels=[event], api_name="stop", queue=False)
     # Clear also stops a chat still streaming, or it would write its turn back into the new conversation
     clear.click(new_conversation, None, [turns, *chats, *metrics, match], api_name="clear", queue=False,
                 cancels=[event])

@@ -80,3 +80,18 @@ def test_a_missing_prompt_gets_one_clear_sentence(app_url, tiny_models):
     *_, status = Client(app_url, verbose=False).predict(None, base, "AR", 4, "sliding", cllm, "Jacobi", 4, "sliding",
                                                         16, api_name="/chat")
     assert "empty" in status
+
+
+def test_after_stop_the_metric_lines_say_stopped(app_url, tiny_models):
+    import time
+    base, cllm = tiny_models
+    client = Client(app_url, verbose=False)
+    client.predict(api_name="/clear")
+    job = client.submit(PROMPT, cllm, "Jacobi", 1, "sliding", cllm, "Jacobi", 1, "sliding", 512, api_name="/chat")
+    while len(job.outputs()) < 3:
+        time.sleep(0.01)
+    job.cancel()
+    _, _, m_left, m_right, *_ = job.outputs()[-1]
+    assert "streaming…" in m_left + m_right
+    left, right = client.predict(m_left, m_right, api_name="/stop")  # what the Stop button sends
+    assert "■ stopped" in left and "■ stopped" in right and "streaming" not in left + right
