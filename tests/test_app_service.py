@@ -95,3 +95,11 @@ def test_after_stop_the_metric_lines_say_stopped(app_url, tiny_models):
     assert "streaming…" in m_left + m_right
     left, right = client.predict(m_left, m_right, api_name="/stop")  # what the Stop button sends
     assert "■ stopped" in left and "■ stopped" in right and "streaming" not in left + right
+
+
+def test_a_binary_upload_gets_one_clear_sentence(app_url, tiny_models, tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"\xff\xfe\x00\x01binary\x00" * 100)
+    status, *_ = finetune(Client(app_url, verbose=False), tiny_models[0], "binary-upload",
+                          upload=handle_file(str(path))).result()
+    assert status.startswith("⚠") and "not UTF-8" in status
