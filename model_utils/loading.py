@@ -66,11 +66,12 @@ def quantization_config(bits: int | None, device: str) -> BitsAndBytesConfig | N
         return None
     if bits not in (4, 8):
         raise UserError(f"Quantisation must be 4 or 8 bits (got {bits}).")
-    if device != "cuda":
-        raise UserError(f"{bits}-bit loading uses bitsandbytes' CUDA kernels and needs --device cuda; "
-                        f"on {device} drop --load-in-{bits}bit.")
-    if bits == 4:
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    if device == "mps":
+        raise UserError(f"bitsandbytes has no {bits}-bit kernels for Apple's MPS: use --device cpu or cuda, or drop "
+                        f"--load-in-{bits}bit.")
+    if bits == 4:  # bitsandbytes runs on the CPU too; there float32 compute is the fast path on most CPUs
+        compute = torch.bfloat16 if device == "cuda" else torch.float32
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
@@ -155,7 +156,7 @@ def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: in
                         f"a model the Hugging Face Hub could serve ({first_line(e)}).") from e
     check_causal(name, config)
     tokenizer = load_tokenizer(path, **hub)
-    placement = {"device_map": device_map} if device_map or quant else {}
+    placement = {"device_map": device_map or device} if device_map or quant else {}
     try:
         logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
         model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=torch_dtype,

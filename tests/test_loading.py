@@ -58,10 +58,21 @@ def test_tokenizer_without_eos_is_refused(tmp_path):
         load_model(str(tmp_path), device="cpu")
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_4_and_8_bit_models_run_on_the_cpu_and_jacobi_equals_ar(bits):
+    """bitsandbytes has CPU kernels: a quantised model decodes there, and Jacobi keeps AR's output."""
+    from model_utils.decoding import decode
+    from model_utils.loading import resolve_path
+    model, tokenizer = load_model(resolve_path("gsm8k-cllm"), device="cpu", bits=bits)
+    assert model.device.type == "cpu" and getattr(model, f"is_loaded_in_{bits}bit")
+    ids = encode_prompt(tokenizer, "Tom has 3 boxes with 12 apples each. He eats 5 apples. How many are left?")
+    eos = eos_ids(model, tokenizer)
+    ar = decode(model, ids, decoder="ar", max_new_tokens=48, eos_ids=eos)
+    assert len(ar.token_ids) > 10 and decode(model, ids, max_new_tokens=48, eos_ids=eos).token_ids == ar.token_ids
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(bits=4), "needs --device cuda"),
-    (dict(bits=8), "needs --device cuda"),
     (dict(device="cuda"), "no CUDA GPU"),
     (dict(dtype="float8"), "Unknown dtype"),
 ])
