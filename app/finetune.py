@@ -1,5 +1,4 @@
 """Fine-tune tab: collect a model's Jacobi trajectories, then consistency-train it, with a live loss plot."""
-import math
 import os
 import queue
 import threading
@@ -9,7 +8,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from app.inputs import MAX_UPLOAD_BYTES, whole_number
+from app.inputs import MAX_UPLOAD_BYTES, real_number, whole_number
 from app.models import Models
 from model_utils.data import read_prompts
 from model_utils.errors import UserError
@@ -56,17 +55,6 @@ def dataset_rows(dataset: str, upload: str | None, n_prompts: int) -> list[dict]
     else:
         rows = read_prompts(BUNDLED)
     return rows[: int(n_prompts)]
-
-
-def real_number(value, what: str) -> float:
-    """A finite float from a UI or API value, or one sentence naming the field."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not math.isfinite(number):
-        raise UserError(f"The {what} must be a number (got {value!r}).")
-    return number
 
 
 def check_numbers(n_prompts: int, block: int, steps: int, lr: float, ar_weight: float, smoothing: float) -> None:
@@ -142,11 +130,11 @@ class FineTune:
             if not resume and os.path.exists(out):
                 raise UserError(f"A run named {run_name(name)!r} exists already: Resume it, or choose another name.")
             rows = dataset_rows(dataset, upload, n_prompts)
-            config = TrainConfig(model=base, trajectories=out + "-trajectories.jsonl", out=out, max_steps=int(steps),
-                                 lr=float(lr), consistency=consistency, ar_weight=float(ar_weight),
-                                 label_smoothing=float(smoothing), gt_labels=bool(gt_labels),
+            config = TrainConfig(model=base, trajectories=out + "-trajectories.jsonl", out=out, max_steps=steps,
+                                 lr=lr, consistency=consistency, ar_weight=ar_weight,
+                                 label_smoothing=smoothing, gt_labels=bool(gt_labels),
                                  ar_mask_prompt=bool(answer_only),
-                                 save_steps=max(10, int(steps) // 10), resume=resume,
+                                 save_steps=max(10, steps // 10), resume=resume,
                                  device=models.settings.device)
             with job.lock:
                 if job.running():
@@ -155,8 +143,8 @@ class FineTune:
                 job.stop.clear()
                 job.owner = session(request)
                 job.events = queue.Queue()
-                job.step, job.max_steps = 0, int(steps)
-                job.thread = threading.Thread(target=work, args=(models, job, rows, config, int(block), int(max_new)),
+                job.step, job.max_steps = 0, steps
+                job.thread = threading.Thread(target=work, args=(models, job, rows, config, block, max_new),
                                               daemon=True)
                 job.thread.start()
         except UserError as e:

@@ -15,3 +15,14 @@ def whole_number(value, what: str) -> int:
     if not math.isfinite(number) or number != int(number):
         raise UserError(f"The {what} must be a whole number (got {value!r}).")
     return int(number)
+
+
+def real_number(value, what: str) -> float:
+    """A finite float from a UI or API value, or one sentence naming the field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number):
+        raise UserError(f"The {what} must be a number (got {value!r}).")
+    return number

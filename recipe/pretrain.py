@@ -8,7 +8,6 @@ The work dir holds the corpus, the tokenizer and Trainer checkpoints; everything
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -29,7 +28,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from bench.accuracy import run_accuracy
 from model_utils.cli import parser, positive_int, run_cli
-from model_utils.data import read_jsonl
+from model_utils.data import check_writable, read_jsonl
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT, resolve_device
 from model_utils.locks import sole_writer
@@ -173,10 +172,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--lr must be a number above 0 (got {args.lr}).")
     if not 0 <= args.real_frac < 1:
         raise UserError(f"--real-frac must be in [0, 1) (got {args.real_frac}).")
-    for path in (args.out, args.work, args.heldout.parent):
-        existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir() or not os.access(existing, os.W_OK):
-            raise UserError(f"{path} cannot be written ({existing} is not a writable folder).")
+    check_writable(str(args.out), "--out", folder=True)
+    check_writable(str(args.work), "--work", folder=True)
+    check_writable(str(args.heldout), "--heldout")
 
 
 def pretrain(args: argparse.Namespace) -> None:
