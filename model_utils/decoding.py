@@ -103,32 +103,80 @@ def _finish(new_tokens: list[int], known: list[int], eos_ids: set[int],
     return new_tokens, None
 
 
-def _prefill(fwd: Forward, prompt_ids: list[int], eos_ids: set[int],
-             max_new_tokens: int) -> tuple[Pass, str | None]:
-    t0 = time.perf_counter()
-    first = fwd(prompt_ids, last_only=True)
-    tokens, stop = _finish(first, [], eos_ids, max_new_tokens)
-    return Pass(index=0, block=-1, start=0, window=[], guess=first, new_tokens=tokens,
-                seconds=time.perf_counter() - t0, cache_len=fwd.cache_len), stop
+class JacobiRow:
+    """One prompt's Jacobi state between passes: its verified tokens, the next window, why it stopped.
+
+    The decoders feed `window` to a forward and hand the predictions to `advance`; a window of one
+    token (block_size 1) is greedy AR. Shared by the one-prompt decoders and the batched one.
+    """
+
+    def __init__(self, model: PreTrainedModel, prompt_ids: list[int], *, block_size: int, max_new_tokens: int,
+                 eos_ids: set[int], scheme: str, seed: int):
+        if scheme not in SCHEMES:
+            raise UserError(f"Unknown Jacobi scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
+        self.max_new_tokens = check_inputs(model, prompt_ids, max_new_tokens, block_size)
+        self.prompt_ids, self.block_size, self.eos_ids, self.scheme = list(prompt_ids), block_size, eos_ids, scheme
+        self.generator = torch.Generator().manual_seed(seed)
+        self.known: list[int] = []
+        self.window: list[int] = []
+        self.block, self.n_passes = 0, 0
+        self.stop: str | None = None
+
+    @property
+    def cache_len(self) -> int:
+        """How many tokens' K/V the cache keeps for this row: the prompt and every final token but the carry."""
+        return len(self.prompt_ids) + len(self.known) - 1
+
+    def guesses(self, k: int) -> list[int]:
+        """k tokens drawn with replacement from the current sequence (reference §1A.2)."""
+        pool = self.prompt_ids + self.known
+        picks = torch.randint(len(pool), (k,), generator=self.generator).tolist()
+        return [pool[i] for i in picks]
+
+    def begin(self, first: int, seconds: float) -> Pass:
+        """Take the prefill's prediction (the first new token) and set up the first window."""
+        self.known, self.stop = _finish([first], [], self.eos_ids, self.max_new_tokens)
+        self.n_passes = 1
+        if self.stop is None:
+            self.window = self.known[-1:] + self.guesses(min(self.block_size, self.max_new_tokens - 1) - 1)
+        return Pass(index=0, block=-1, start=0, window=[], guess=[first], new_tokens=list(self.known),
+                    seconds=seconds, cache_len=self.cache_len)
+
+    def advance(self, predicted: list[int], seconds: float) -> Pass:
+        """Verify the window against the argmax predictions after each of its slots; set up the next window.
+
+        The pass makes `len(new_tokens)` tokens final: the caller keeps that many window slots in the cache.
+        """
+        window, start, s = self.window, len(self.known) - 1, len(self.window)
+        f = 1
+        while f < s and window[f] == predicted[f - 1]:
+            f += 1
+        tokens, self.stop = _finish(window[1:f] + [predicted[f - 1]], self.known, self.eos_ids, self.max_new_tokens)
+        self.known += tokens
+        converged = f == s
+        guess = [window[0]] + (predicted if self.scheme == "sliding" or converged else predicted[:-1])
+        block = self.block if self.scheme == "block" else start // self.block_size
+        p = Pass(index=self.n_passes, block=block, start=start, window=window, guess=guess, new_tokens=tokens,
+                 seconds=seconds, cache_len=self.cache_len)
+        self.n_passes += 1
+        room = self.max_new_tokens - len(self.known)
+        if self.stop is not None:
+            self.window = []
+        elif self.scheme == "sliding":
+            self.window = (predicted[f - 1:] + self.guesses(f - 1))[: min(self.block_size, room)]
+        elif converged:
+            self.block += 1
+            self.window = self.known[-1:] + self.guesses(min(self.block_size, room) - 1)
+        else:
+            self.window = predicted[f - 1: s - 1]
+        return p
 
 
 def ar_passes(model: PreTrainedModel, prompt_ids: list[int], *, max_new_tokens: int = 256,
               eos_ids: set[int] = frozenset(), use_cache: bool = True) -> Iterator[Pass]:
-    """Greedy autoregressive decoding: one new token per forward pass."""
-    max_new_tokens = check_inputs(model, prompt_ids, max_new_tokens)
-    fwd = Forward(model, use_cache)
-    p, stop = _prefill(fwd, prompt_ids, eos_ids, max_new_tokens)
-    known = list(p.new_tokens)
-    yield p
-    while stop is None:
-        t0 = time.perf_counter()
-        carry = known[-1]
-        predicted = fwd([carry])
-        tokens, stop = _finish(predicted, known, eos_ids, max_new_tokens)
-        yield Pass(index=len(known), block=len(known), start=len(known) - 1, window=[carry],
-                   guess=[carry] + predicted, new_tokens=tokens, seconds=time.perf_counter() - t0,
-                   cache_len=fwd.cache_len)
-        known += tokens
+    """Greedy autoregressive decoding: one new token per forward pass (a Jacobi window of one token)."""
+    return jacobi_passes(model, prompt_ids, block_size=1, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
+                         use_cache=use_cache)
 
 
 def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: int = 16,
@@ -141,50 +189,23 @@ def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: 
     keeps the model's new guesses and is refilled to full size, so a pass can make up to
     block_size tokens final.
     """
-    if scheme not in SCHEMES:
-        raise UserError(f"Unknown Jacobi scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
-    max_new_tokens = check_inputs(model, prompt_ids, max_new_tokens, block_size)
-    generator = torch.Generator().manual_seed(seed)
+    row = JacobiRow(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
+                    scheme=scheme, seed=seed)
+    return _passes(row, Forward(model, use_cache))
 
-    def guesses(k: int) -> list[int]:
-        """k tokens drawn with replacement from the current sequence (reference §1A.2)."""
-        pool = prompt_ids + known
-        picks = torch.randint(len(pool), (k,), generator=generator).tolist()
-        return [pool[i] for i in picks]
 
-    fwd = Forward(model, use_cache)
-    p, stop = _prefill(fwd, prompt_ids, eos_ids, max_new_tokens)
-    known = list(p.new_tokens)
-    yield p
-    block, n_passes = 0, 1
-    window = known[-1:] + guesses(min(block_size, max_new_tokens - len(known)) - 1)
-    while stop is None:
+def _passes(row: JacobiRow, fwd: Forward) -> Iterator[Pass]:
+    t0 = time.perf_counter()
+    first = fwd(row.prompt_ids, last_only=True)[0]
+    yield row.begin(first, time.perf_counter() - t0)
+    while row.stop is None:
         t0 = time.perf_counter()
-        start, s = len(known) - 1, len(window)
-        predicted = fwd(window)
-        f = 1
-        while f < s and window[f] == predicted[f - 1]:
-            f += 1
-        tokens, stop = _finish(window[1:f] + [predicted[f - 1]], known, eos_ids, max_new_tokens)
-        known += tokens
-        fwd.rollback(s - len(tokens))  # keep the verified part (cut at EOS or the length limit)
-        assert fwd.cache_len == len(prompt_ids) + len(known) - 1, "cache length invariant broken"
-        converged = f == s
-        guess = [window[0]] + (predicted if scheme == "sliding" or converged else predicted[:-1])
-        yield Pass(index=n_passes, block=block if scheme == "block" else start // block_size, start=start,
-                   window=window, guess=guess, new_tokens=tokens, seconds=time.perf_counter() - t0,
-                   cache_len=fwd.cache_len)
-        n_passes += 1
-        if stop is not None:
-            return
-        room = max_new_tokens - len(known)
-        if scheme == "sliding":
-            window = (predicted[f - 1:] + guesses(f - 1))[: min(block_size, room)]
-        elif converged:
-            block += 1
-            window = known[-1:] + guesses(min(block_size, room) - 1)
-        else:
-            window = predicted[f - 1: s - 1]
+        window = row.window
+        p = row.advance(fwd(window), 0.0)
+        fwd.rollback(len(window) - len(p.new_tokens))  # keep the verified part (cut at EOS or the length limit)
+        assert fwd.cache_len == p.cache_len, "cache length invariant broken"
+        p.seconds = time.perf_counter() - t0
+        yield p
 
 
 def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",

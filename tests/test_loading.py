@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
 
+from model_utils.decoding import decode_text
 from model_utils.errors import UserError
 from model_utils.loading import drop_int8_cast_notice, encode_prompt, eos_ids, load_model
 from model_utils.tiny_models import tiny_model, tiny_tokenizer
@@ -96,6 +97,30 @@ def test_cli_json_contract(saved_llama):
     ar = json.loads(run_cli("--model", saved_llama, "--prompt", "w5 w9 w11", "--decoder", "ar",
                             "--max-new-tokens", "12", "--device", "cpu", "--json").stdout)
     assert ar["token_ids"] == data["token_ids"] and ar["forward_passes"] == len(ar["token_ids"])
+
+
+def test_cli_prompts_file_prints_one_json_line_per_prompt_in_input_order(saved_llama, tmp_path):
+    prompts = ["w5 w9 w11", "w7", "w30 w31 w32 w33 w34 w35 w36", "w12 w13"]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    common = ["--model", saved_llama, "--prompts-file", str(path), "--max-new-tokens", "12", "--device", "cpu",
+              "--json"]
+    batched = run_cli(*common, "--decoder", "jacobi", "--block-size", "4", "--batch-size", "3")
+    assert batched.returncode == 0, batched.stderr
+    rows = [json.loads(line) for line in batched.stdout.splitlines()]
+    assert len(rows) == len(prompts) and all("trajectory" in r and "tokens_per_forward" in r for r in rows)
+    model, tokenizer = load_model(saved_llama, device="cpu")
+    for prompt, row in zip(prompts, rows):  # input order: each line is that prompt's one-at-a-time output
+        alone = decode_text(model, tokenizer, prompt, decoder="ar", max_new_tokens=12)
+        assert row["token_ids"] == alone.token_ids and row["text"] == alone.text
+    ar = run_cli(*common, "--decoder", "ar", "--batch-size", "2")
+    assert [json.loads(line)["token_ids"] for line in ar.stdout.splitlines()] == [r["token_ids"] for r in rows]
+
+
+def test_cli_batch_size_without_a_prompts_file_is_one_sentence(saved_llama):
+    out = run_cli("--model", saved_llama, "--prompt", "w5", "--batch-size", "4", "--device", "cpu")
+    assert out.returncode == 2 and "--batch-size needs --prompts-file" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_cli_streams_text_and_a_summary(saved_llama):
