@@ -6,9 +6,11 @@ Loss per record: consistency (global: a random state -> the fixed point; local: 
 next state; soft cross-entropy from the first wrong slot, target under stop-gradient: the model's
 own logits, or with --frozen-target a frozen copy of the start model's) plus
 ar_weight x AR (label-smoothed, on the teacher output or with --gt-labels the data set's answer).
-Trainer gives `accelerate launch` / torchrun multi-GPU, checkpoints with optimizer, scheduler
-and RNG state, and a reproducible data order, so --resume after a kill ends where an
-uninterrupted run would.
+Trainer gives `accelerate launch` / torchrun (DDP, FSDP2, DeepSpeed; see configs/accelerate),
+checkpoints with optimizer, scheduler and RNG state, and a reproducible data order, so --resume
+after a kill ends where an uninterrupted run would. Under several processes, each trains its own
+part of every global batch (batch_size per process), the logged losses are their mean, and only
+the main process writes the log, the checkpoints' extras and the final model.
 """
 import copy
 import json
@@ -22,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import DistributedType
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from model_utils.cli import parser, run_cli
@@ -152,7 +156,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         rng = random.Random(f"{self.seed}-{self.epoch}-{i}")
         j = rng.randrange(len(states) - 1) if len(states) > 1 else 0
         target = states[-1] if self.consistency == "global" else states[min(j + 1, len(states) - 1)]
-        return {"prefix": r["prompt_ids"], "state": states[j], "target": target,
+        return {"index": i, "prefix": r["prompt_ids"], "state": states[j], "target": target,
                 "ar": r["labels_ids"] if self.gt_labels else r["teacher_output_ids"],
                 "ar_start": r["prompt_ids_len"] if self.mask_prompt else 0}
 
@@ -176,6 +180,7 @@ def collate(items: list[dict], pad_id: int) -> dict:
                 torch.arange(ar.shape[1])[None] < torch.tensor([it["ar_start"] for it in items])[:, None], -100),
             "state": state, "target_state": target_state,
             "prefix_len": torch.tensor([len(it["prefix"]) for it in items]),
+            "index": torch.tensor([it["index"] for it in items]),
             "block_len": torch.tensor([len(it["state"]) for it in items])}
 
 
@@ -209,7 +214,9 @@ class ConsistencyTrainer(Trainer):
                                 student_logits.shape[1])
         l_c = consistency_loss(student_logits, target_logits, keep)
         loss = l_c + self.ar_weight * l_ar
-        self.last_losses = {"consistency": l_c.item(), "ar": l_ar.item(), "loss": loss.item()}
+        mean = self.accelerator.reduce(torch.stack([l_c, l_ar, loss]).detach(), "mean")  # over the processes
+        self.last_losses = {"consistency": mean[0].item(), "ar": mean[1].item(), "loss": mean[2].item(),
+                            "records": sorted(self.accelerator.gather(inputs["index"]).tolist())}
         return (loss, None) if return_outputs else loss
 
 
@@ -223,6 +230,8 @@ class StepReporter(TrainerCallback):
         self.cancelled = False
 
     def write(self, row: dict) -> None:
+        if not self.trainer.is_world_process_zero():
+            return
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -240,7 +249,7 @@ class StepReporter(TrainerCallback):
                 control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
-        if self.guard:
+        if self.guard and self.trainer.is_world_process_zero():
             report = self.guard.check(self.trainer.model)
             self.write({"step": state.global_step, "guard": report})
             if self.callback:
@@ -275,8 +284,8 @@ def trim_log(path: str, last_step: int) -> None:
     os.replace(path + ".tmp", path)
 
 
-def prepare_out(config: TrainConfig) -> str | None:
-    """Refuse an existing output unless resuming or overwriting; return the checkpoint to resume."""
+def prepare_out(config: TrainConfig) -> None:
+    """Refuse an existing output unless resuming or overwriting (the main process's job)."""
     exists = os.path.isdir(config.out) and os.listdir(config.out)
     if exists and not (config.resume or config.overwrite):
         raise UserError(f"Output directory {config.out!r} exists: pass --resume to continue it or "
@@ -284,7 +293,6 @@ def prepare_out(config: TrainConfig) -> str | None:
     if exists and config.overwrite and not config.resume:
         shutil.rmtree(config.out)
     os.makedirs(config.out, exist_ok=True)
-    return last_complete_checkpoint(os.path.join(config.out, CHECKPOINTS)) if config.resume else None
 
 
 def train(config: TrainConfig, callback: Callback | None = None) -> str:
@@ -305,10 +313,19 @@ def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
         return config.out
     model, tokenizer = load_model(config.model, device=config.device, dtype="float32")
     records = load_records(config, tokenizer, model.get_input_embeddings().num_embeddings)
-    resume_from = prepare_out(config)
-    trim_log(os.path.join(config.out, LOG), int(resume_from.rsplit("-", 1)[1]) if resume_from else 0)
-    with open(os.path.join(config.out, "train_config.json"), "w") as f:
-        json.dump(asdict(config), f, indent=1)
+    processes = PartialState(cpu=model.device.type == "cpu")  # one, or those accelerate / torchrun started
+    sharded = processes.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if sharded and config.save_dtype:
+        raise UserError("--save-dtype cannot recast a sharded (FSDP / DeepSpeed) model: leave it out and "
+                        "convert the saved model afterwards.")
+    if processes.is_main_process:
+        prepare_out(config)
+        resume_from = last_complete_checkpoint(os.path.join(config.out, CHECKPOINTS)) if config.resume else None
+        trim_log(os.path.join(config.out, LOG), int(resume_from.rsplit("-", 1)[1]) if resume_from else 0)
+        with open(os.path.join(config.out, "train_config.json"), "w") as f:
+            json.dump(asdict(config) | {"processes": processes.num_processes}, f, indent=1)
+    processes.wait_for_everyone()  # the others resume from what the main process kept
+    resume_from = last_complete_checkpoint(os.path.join(config.out, CHECKPOINTS)) if config.resume else None
     model.train()
     dataset = TrajectoryDataset(records, config.consistency, config.gt_labels, config.seed, config.ar_mask_prompt)
     args = TrainingArguments(
@@ -330,20 +347,25 @@ def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
     if guard and not resume_from:
         reporter.write({"step": 0, "guard": guard.check(model)})
     trainer.train(resume_from_checkpoint=resume_from)
-    save_final(trainer.model, tokenizer, config)
-    if not reporter.cancelled:
-        with open(os.path.join(config.out, FINISHED), "w") as f:
-            json.dump({"steps": trainer.state.global_step}, f)
+    if sharded:
+        trainer.save_model(config.out)  # every process hands in its shards; the main process writes
+    if processes.is_main_process:
+        if not sharded:
+            save_final(trainer.model, config)
+        tokenizer.save_pretrained(config.out)
+        if not reporter.cancelled:
+            with open(os.path.join(config.out, FINISHED), "w") as f:
+                json.dump({"steps": trainer.state.global_step, "processes": processes.num_processes}, f)
+    processes.wait_for_everyone()
     return config.out
 
 
-def save_final(model, tokenizer, config: TrainConfig) -> None:
-    """Model (optionally in a smaller dtype), tokenizer and generation config, next to the checkpoints."""
+def save_final(model, config: TrainConfig) -> None:
+    """Model (optionally in a smaller dtype) and generation config, next to the checkpoints."""
     model.eval()
     if config.save_dtype:
         model = model.to(getattr(torch, config.save_dtype))
     model.save_pretrained(config.out)
-    tokenizer.save_pretrained(config.out)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -1,0 +1,62 @@
+"""Consistency training on two processes (accelerate launch with the shipped DDP config, gloo on the CPU) trains
+what one process trains."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, free_port
+from safetensors.torch import load_file
+
+STEPS = 4
+
+
+def train(base: str, trajectories: str, out, processes: int, *extra: str) -> None:
+    """The same global batch of 2: one process × 2 records, or two processes × 1 record each."""
+    args = ["-m", "model_utils.train", "--model", base, "--trajectories", trajectories, "--out", str(out),
+            "--max-steps", str(STEPS), "--save-steps", "2", "--lr", "1e-3", "--device", "cpu",
+            "--batch-size", str(2 // processes), *extra]
+    if processes > 1:
+        args = ["-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/ddp.yaml",
+                "--num_processes", str(processes), "--main_process_port", str(free_port()), *args]
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def log(out) -> list[dict]:
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def weights(out) -> dict:
+    return load_file(os.path.join(out, "model.safetensors"))
+
+
+def test_two_processes_train_the_records_one_process_trains_and_resume(base, trajectories, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    train(base, trajectories, one, 1)
+    train(base, trajectories, two, 2)
+    with open(two / "finished.json") as f:
+        assert json.load(f) == {"steps": STEPS, "processes": 2}
+    log_one, log_two = log(one), log(two)
+    assert [r["step"] for r in log_two] == list(range(1, STEPS + 1))  # the main process alone wrote the log
+    for a, b in zip(log_one, log_two):
+        assert b["records"] == a["records"] and len(set(b["records"])) == 2  # each process its own record
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.05)
+        assert b["consistency"] == pytest.approx(a["consistency"], rel=0.05)
+    w_one, w_two = weights(one), weights(two)
+    assert max((w_one[k] - w_two[k]).abs().max().item() for k in w_one) < 1e-2
+
+    # a kill after the step-2 checkpoint: the two-process run resumes and ends where it would have
+    resumed = tmp_path / "resumed"
+    shutil.copytree(two, resumed)
+    shutil.rmtree(resumed / "checkpoints" / f"checkpoint-{STEPS}")
+    for name in ("finished.json", "model.safetensors"):
+        os.remove(resumed / name)
+    train(base, trajectories, resumed, 2, "--resume")
+    w_resumed = weights(resumed)
+    assert all((w_resumed[k] == w_two[k]).all() for k in w_two)
+    assert [r["records"] for r in log(resumed)] == [r["records"] for r in log_two]
