@@ -8,13 +8,15 @@ import hashlib
 import json
 import os
 import random
+import re
 import sys
 from collections.abc import Callable
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from model_utils.batching import batch_decode
 from model_utils.data import check_writable
-from model_utils.decoding import decode
+from model_utils.decoding import check_inputs, decode
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids
 from model_utils.locks import sole_writer
@@ -60,12 +62,37 @@ def augment(trajectory: list[list[int]], rng: random.Random) -> list[list[int]]:
     return out
 
 
-def prompt_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, row: dict, data_id: int, *,
-                   block_size: int, max_new_tokens: int, labels: bool, do_augment: bool, seed: int) -> list[dict]:
-    """Decode one prompt and turn each block into a training record; drop degenerate ones."""
-    prompt_ids = encode_prompt(tokenizer, row["prompt"])
-    result = decode(model, prompt_ids, decoder="jacobi", scheme="block", block_size=block_size,
-                    max_new_tokens=max_new_tokens, eos_ids=eos_ids(model, tokenizer), seed=seed + data_id)
+def decode_prompts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: list[tuple[int, dict]], *,
+                   block_size: int, max_new_tokens: int, seed: int, batch_size: int = 1) -> list[DecodeResult | str]:
+    """Each prompt's block-scheme decoding (seeded by its row number), or why it cannot be decoded.
+
+    batch_size > 1 decodes the prompts together (model_utils.batching): the same passes, fewer forwards.
+    """
+    prompts, out = [], []
+    for _, row in items:
+        prompts.append(encode_prompt(tokenizer, row["prompt"]))
+        try:
+            check_inputs(model, prompts[-1], max_new_tokens, block_size)
+            out.append(None)
+        except UserError as e:  # this row can never pass
+            out.append(str(e))
+    todo = [k for k, problem in enumerate(out) if problem is None]
+    options = dict(scheme="block", block_size=block_size, max_new_tokens=max_new_tokens,
+                   eos_ids=eos_ids(model, tokenizer))
+    if batch_size > 1:
+        results = batch_decode(model, [prompts[k] for k in todo], decoder="jacobi", batch_size=batch_size,
+                               seed=[seed + items[k][0] for k in todo], pad_id=tokenizer.pad_token_id or 0, **options)
+    else:
+        results = [decode(model, prompts[k], decoder="jacobi", seed=seed + items[k][0], **options) for k in todo]
+    for k, result in zip(todo, results):
+        out[k] = result
+    return out
+
+
+def prompt_records(tokenizer: PreTrainedTokenizerBase, row: dict, data_id: int, result: DecodeResult, *,
+                   block_size: int, labels: bool, do_augment: bool, seed: int) -> list[dict]:
+    """Turn each block of one prompt's decoding into a training record; drop degenerate ones."""
+    prompt_ids = result.prompt_ids
     rng = random.Random(seed * 1_000_003 + data_id)
     fingerprint = tokenizer_hash(tokenizer)
     label_ids = None
@@ -123,19 +150,22 @@ def finished_ids(path: str) -> set[str]:
 def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict],
                          out_path: str, *, block_size: int = 16, max_new_tokens: int = 256, limit: int | None = None,
                          augment: bool = False, labels: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1),
-                         progress: Callable[[int, int], None] | None = None,
+                         batch_size: int = 1, progress: Callable[[int, int], None] | None = None,
                          on_skip: Callable[[int, str], None] | None = None) -> int:
     """Append the records of every prompt not yet in out_path; returns how many records were written.
 
     A row that cannot be decoded (over the model's context, no answer for labels) is skipped and reported to
     on_skip(row number, reason), by default as a warning on stderr; a rerun reports it again.
 
-    shard (k, n) takes prompts k, k+n, k+2n, ... so n processes can collect one data set in parallel.
+    shard (k, n) takes prompts k, k+n, k+2n, ... so n processes can collect one data set in parallel;
+    batch_size prompts are decoded together in each forward pass (the same records, fewer passes).
     """
     if block_size < 1:
         raise UserError(f"Block size must be at least 1 (got {block_size}).")
     if max_new_tokens < 1:
         raise UserError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
+    if batch_size < 1:
+        raise UserError(f"The batch size must be at least 1 (got {batch_size}).")
     if limit is not None and limit < 1:
         raise UserError(f"The limit must be at least 1 prompt (got {limit}).")
     rows = rows[:limit] if limit else rows
@@ -151,7 +181,8 @@ def collect_trajectories(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     check_writable(out_path, "The trajectory file")
     with sole_writer(out_path):
         return append_records(model, tokenizer, mine, out_path, block_size=block_size, max_new_tokens=max_new_tokens,
-                              augment=augment, labels=labels, seed=seed, progress=progress, on_skip=on_skip)
+                              augment=augment, labels=labels, seed=seed, batch_size=batch_size, progress=progress,
+                              on_skip=on_skip)
 
 
 def warn_skipped(row: int, reason: str) -> None:
@@ -160,23 +191,90 @@ def warn_skipped(row: int, reason: str) -> None:
 
 def append_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mine: list[tuple[int, dict]],
                    out_path: str, *, block_size: int, max_new_tokens: int, augment: bool, labels: bool, seed: int,
-                   progress: Callable[[int, int], None] | None, on_skip: Callable[[int, str], None] | None) -> int:
-    """collect_trajectories' loop, run while holding the output's lock."""
+                   batch_size: int, progress: Callable[[int, int], None] | None,
+                   on_skip: Callable[[int, str], None] | None) -> int:
+    """collect_trajectories' loop, run while holding the output's lock: batch_size prompts at a time."""
     done = finished_ids(out_path)
-    written = 0
+    todo = [(i, row) for i, row in mine if f"data_{i}" not in done]
+    written, count = 0, len(mine) - len(todo)
     with open(out_path, "a", encoding="utf-8") as f:
-        for count, (i, row) in enumerate(mine, 1):
-            if f"data_{i}" not in done:
-                try:
-                    records = prompt_records(model, tokenizer, row, i, block_size=block_size,
-                                             max_new_tokens=max_new_tokens, labels=labels, do_augment=augment,
-                                             seed=seed)
-                except UserError as e:  # this row can never pass: say which, and go on with the rest
-                    (on_skip or warn_skipped)(i + 1, str(e))
-                    records = []
+        for start in range(0, len(todo), batch_size):
+            items = todo[start: start + batch_size]
+            results = decode_prompts(model, tokenizer, items, block_size=block_size, max_new_tokens=max_new_tokens,
+                                     seed=seed, batch_size=batch_size)
+            for (i, row), result in zip(items, results):
+                records = []
+                if isinstance(result, str):
+                    (on_skip or warn_skipped)(i + 1, result)
+                else:
+                    records = prompt_records(tokenizer, row, i, result, block_size=block_size, labels=labels,
+                                             do_augment=augment, seed=seed)
                 f.write("".join(json.dumps(r) + "\n" for r in records))
                 f.flush()
                 written += len(records)
+            count += len(items)
             if progress:
                 progress(count, len(mine))
     return written
+
+
+def part_path(path: str, k: int, n: int) -> str:
+    """Where process k of n writes its share of `path`: traj.jsonl -> traj.part0-of-2.jsonl."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.part{k}-of-{n}{ext}"
+
+
+PART = re.compile(r"\.part(\d+)-of-(\d+)(\.[^.]*)?$")
+
+
+def merge_trajectories(parts: list[str], out_path: str) -> tuple[int, int]:
+    """Merge trajectory files (the parts of a sharded collection) into out_path, in data-set order.
+
+    Only prompts whose records are all on disk are taken (as a resumed collection would). Refused in one
+    sentence: a missing or unreadable part, a part of a k-of-n set that is not there, records of one prompt
+    in two parts that differ, parts from different tokenizers or block sizes, an output that is an input.
+    Returns (records written, prompts).
+    """
+    if not parts:
+        raise UserError("Give the trajectory files to merge.")
+    if os.path.abspath(out_path) in {os.path.abspath(p) for p in parts}:
+        raise UserError(f"The merged file {out_path!r} is also one of the parts: give a new file name.")
+    check_writable(out_path, "The merged trajectory file")
+    sets = {}
+    for path in parts:
+        if not os.path.isfile(path):
+            raise UserError(f"Trajectory file {path!r} does not exist.")
+        match = PART.search(path)
+        if match:
+            sets.setdefault((PART.sub("", path), int(match[2])), set()).add(int(match[1]))
+    for (stem, n), have in sets.items():
+        missing = sorted(set(range(n)) - have)
+        if missing:
+            raise UserError(f"Part {missing[0]} of {n} of {stem!r} is missing: give every part "
+                            f"({', '.join(part_path(stem, k, n) for k in missing)}).")
+    by_prompt: dict[str, tuple[str, list[dict]]] = {}
+    for path in parts:
+        with sole_writer(path):
+            done = finished_ids(path)
+        with open(path, encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        grouped: dict[str, list[dict]] = {}
+        for r in records:
+            if r["data_id"] in done:
+                grouped.setdefault(r["data_id"], []).append(r)
+        for data_id, rs in grouped.items():
+            if data_id in by_prompt and by_prompt[data_id][1] != rs:
+                raise UserError(f"Prompt {data_id} is in {by_prompt[data_id][0]!r} and in {path!r} with different "
+                                f"records: these files come from different collections.")
+            by_prompt.setdefault(data_id, (path, rs))
+    merged = [r for _, (_, rs) in sorted(by_prompt.items(), key=lambda kv: int(kv[0].split("_")[1])) for r in rs]
+    kinds = {(r.get("tokenizer"), r.get("block_size")) for r in merged}
+    if len(kinds) > 1:
+        raise UserError("The parts were collected with different tokenizers or block sizes: merge only the parts "
+                        "of one collection.")
+    with sole_writer(out_path):
+        tmp = out_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in merged))
+        os.replace(tmp, out_path)
+    return len(merged), len(by_prompt)

@@ -7,10 +7,21 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, free_port
+from helpers import BLOCK, MAX_NEW, ROOT, ROWS, free_port
 from safetensors.torch import load_file
 
 STEPS = 4
+
+
+def launch(processes: int, *args: str) -> subprocess.CompletedProcess:
+    """python -m … on `processes` processes through accelerate launch and the shipped DDP config."""
+    if processes > 1:
+        args = ("-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/ddp.yaml",
+                "--num_processes", str(processes), "--main_process_port", str(free_port()), *args)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def train(base: str, trajectories: str, out, processes: int, *extra: str) -> None:
@@ -18,12 +29,7 @@ def train(base: str, trajectories: str, out, processes: int, *extra: str) -> Non
     args = ["-m", "model_utils.train", "--model", base, "--trajectories", trajectories, "--out", str(out),
             "--max-steps", str(STEPS), "--save-steps", "2", "--lr", "1e-3", "--device", "cpu",
             "--batch-size", str(2 // processes), *extra]
-    if processes > 1:
-        args = ["-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/ddp.yaml",
-                "--num_processes", str(processes), "--main_process_port", str(free_port()), *args]
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch(processes, *args)
 
 
 def log(out) -> list[dict]:
@@ -60,3 +66,18 @@ def test_two_processes_train_the_records_one_process_trains_and_resume(base, tra
     w_resumed = weights(resumed)
     assert all((w_resumed[k] == w_two[k]).all() for k in w_two)
     assert [r["records"] for r in log(resumed)] == [r["records"] for r in log_two]
+
+
+def test_collection_on_two_processes_merged_equals_one_process(base, trajectories, tmp_path):
+    data, out = tmp_path / "rows.jsonl", tmp_path / "traj.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    done = launch(2, "-m", "model_utils.collect", "--model", base, "--data", str(data), "--out", str(out),
+                  "--block-size", str(BLOCK), "--max-new-tokens", str(MAX_NEW), "--labels", "--device", "cpu",
+                  "--batch-size", "2")
+    parts = [tmp_path / f"traj.part{k}-of-2.jsonl" for k in range(2)]
+    assert all(p.stat().st_size for p in parts) and not out.exists()
+    ids = [{json.loads(line)["data_id"] for line in p.read_text().splitlines()} for p in parts]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]  # each process its own prompts
+    assert "python -m model_utils.merge" in done.stderr
+    launch(1, "-m", "model_utils.merge", "--out", str(out), *map(str, parts))
+    assert out.read_text() == open(trajectories).read()  # the same records, in the same order

@@ -1,4 +1,5 @@
 """Trajectory collection: the record schema, resume, shards, degenerate blocks dropped, bad data refused."""
+import json
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids
 from model_utils.quality import is_degenerate
 from model_utils.tiny_models import tiny_model, tiny_tokenizer
-from model_utils.trajectories import collect_trajectories, finished_ids
+from model_utils.trajectories import collect_trajectories, finished_ids, merge_trajectories
 
 
 def test_records_follow_the_reference_schema(loaded, trajectories):
@@ -98,3 +99,48 @@ def test_shards_together_collect_what_one_process_does(loaded, trajectories, tmp
         collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW, labels=True, shard=(k, 2))
     key = lambda r: (int(r["data_id"].split("_")[1]), r["jacobian_itr_id"])  # noqa: E731
     assert sorted(read(parts[0]) + read(parts[1]), key=key) == sorted(read(trajectories), key=key)
+
+
+def test_batched_collection_writes_the_records_of_one_at_a_time(loaded, trajectories, tmp_path):
+    path = str(tmp_path / "batched.jsonl")
+    collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW, labels=True, batch_size=4)
+    assert open(path).read() == open(trajectories).read()
+
+
+def test_a_row_over_the_context_is_skipped_in_a_batch_and_the_rest_collected(loaded, tmp_path):
+    rows = ROWS[:3] + [{"prompt": " ".join(["w5"] * 200), "answer": "w9"}]
+    skipped = []
+    path = str(tmp_path / "t.jsonl")
+    collect_trajectories(*loaded, rows, path, block_size=BLOCK, max_new_tokens=MAX_NEW, batch_size=4,
+                         on_skip=lambda row, why: skipped.append((row, why)))
+    assert [row for row, _ in skipped] == [4] and "context" in skipped[0][1]
+    assert {r["data_id"] for r in read(path)} == {"data_0", "data_1", "data_2"}
+
+
+def test_merge_refuses_a_missing_part_a_conflict_and_mixed_collections(loaded, trajectories, tmp_path):
+    parts = [str(tmp_path / f"t.part{k}-of-2.jsonl") for k in range(2)]
+    for k, path in enumerate(parts):
+        collect_trajectories(*loaded, ROWS, path, block_size=BLOCK, max_new_tokens=MAX_NEW, labels=True, shard=(k, 2))
+    out = str(tmp_path / "merged.jsonl")
+    with pytest.raises(UserError, match="Part 1 of 2 .* is missing"):
+        merge_trajectories(parts[:1], out)
+    assert merge_trajectories(parts + [trajectories], out)[1] == len({r["data_id"] for r in read(trajectories)})
+    assert open(out).read() == open(trajectories).read()  # overlapping identical records are kept once
+    other = str(tmp_path / "other.jsonl")
+    collect_trajectories(*loaded, ROWS, other, block_size=BLOCK, max_new_tokens=MAX_NEW, labels=True, seed=7)
+    with pytest.raises(UserError, match="different records"):
+        merge_trajectories([trajectories, other], out)
+    with pytest.raises(UserError, match="also one of the parts"):
+        merge_trajectories(parts, parts[0])
+    with pytest.raises(UserError, match="does not exist"):
+        merge_trajectories([str(tmp_path / "nope.jsonl")], out)
+
+
+def test_merge_takes_only_finished_prompts_of_a_torn_part(trajectories, tmp_path):
+    torn = tmp_path / "torn.jsonl"
+    lines = open(trajectories).read().splitlines(keepends=True)
+    torn.write_text("".join(lines[:-1]) + lines[-1][:20])  # killed while writing the last record
+    out = str(tmp_path / "merged.jsonl")
+    _, prompts = merge_trajectories([str(torn)], out)
+    finished = {r["data_id"] for r in read(trajectories)} - {json.loads(lines[-1])["data_id"]}
+    assert prompts == len(finished) and {r["data_id"] for r in read(out)} == finished
