@@ -1,5 +1,6 @@
-"""Bar charts of benchmark results: tokens/s and tokens per forward pass per decoder (speed JSONs),
-exact match, format and collapse rates (accuracy JSONs); several files are drawn side by side.
+"""Charts of benchmark results: bars of tokens/s and tokens per forward pass per decoder (speed JSONs),
+exact match, format and collapse rates (accuracy JSONs), several files side by side; or lines of
+tokens/s against batch size and a pass's cost against its width (throughput JSONs, drawn on their own).
 
 python -m bench.plot RESULT.json [MORE.json ...] [--out FILE.png|FILE.html]
 
@@ -27,8 +28,8 @@ def load(path: str) -> dict:
         raise UserError(f"Cannot read {path!r}: {e.strerror}.") from e
     except json.JSONDecodeError as e:
         raise UserError(f"{path!r} is not valid JSON ({e.msg}).") from e
-    if not isinstance(data, dict) or not ("decoders" in data or "exact_match" in data):
-        raise UserError(f"{path!r} is neither a bench.speed nor a bench.accuracy result.")
+    if not isinstance(data, dict) or not ("decoders" in data or "exact_match" in data or "runs" in data):
+        raise UserError(f"{path!r} is not a bench.speed, bench.accuracy or bench.throughput result.")
     return data
 
 
@@ -72,6 +73,30 @@ def figure(results: dict[str, dict]) -> go.Figure:
     return fig
 
 
+def throughput_figure(results: dict[str, dict]) -> go.Figure:
+    """Tokens/s against batch size per decoder, and median ms per step against tokens fed; a dash per file."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["tokens per second against batch size",
+                                                        "ms per forward step against tokens fed to it"])
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    for i, (label, result) in enumerate(results.items()):
+        dash = dashes[i % len(dashes)]
+        decoders = list(dict.fromkeys(r["decoder"] for r in result["runs"]))
+        for j, decoder in enumerate(decoders):
+            runs = [r for r in result["runs"] if r["decoder"] == decoder]
+            name = decoder if len(results) == 1 else f"{label}: {decoder}"
+            fig.add_scatter(x=[r["batch_size"] for r in runs], y=[r["tokens_per_second"] for r in runs], name=name,
+                            mode="lines+markers", line=dict(color=DEFAULT_PLOTLY_COLORS[j], dash=dash), row=1, col=1)
+        cost = result["pass_ms_by_tokens_fed"]
+        fig.add_scatter(x=[int(w) for w in cost], y=list(cost.values()), name=f"{label}: ms per step",
+                        mode="lines+markers", line=dict(color="gray", dash=dash), row=1, col=2)
+    fig.update_xaxes(type="log", dtick=0.30103, title="rows in the batch", row=1, col=1)
+    fig.update_xaxes(type="log", dtick=0.30103, title="tokens fed to the step (rows × window)", row=1, col=2)
+    fig.update_yaxes(title="tokens/s", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title="ms", rangemode="tozero", row=1, col=2)
+    fig.update_layout(height=460, width=1100, template="plotly_white")
+    return fig
+
+
 def save(fig: go.Figure, out: str) -> str:
     """Write HTML or an image; where the image export fails, say why in one line and write HTML."""
     if out.endswith(".html"):
@@ -92,12 +117,17 @@ def run(args: argparse.Namespace) -> None:
     if len(results) < len(args.results):
         raise UserError("Two result files share a name: rename one so the legend can tell them apart.")
     out = args.out or os.path.splitext(args.results[0])[0] + ".png"
-    print(save(figure(results), out))
+    throughput = [label for label, r in results.items() if "runs" in r]
+    if throughput and len(throughput) < len(results):
+        raise UserError("bench.throughput results are drawn on their own: plot them apart from speed and "
+                        "accuracy results.")
+    print(save(throughput_figure(results) if throughput else figure(results), out))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("results", nargs="+", metavar="RESULT.json", help="bench.speed or bench.accuracy --json files")
+    p.add_argument("results", nargs="+", metavar="RESULT.json",
+                   help="bench.speed, bench.accuracy or bench.throughput --json files")
     p.add_argument("--out", help="FILE.png (or .svg, .pdf) or FILE.html; default: the first result's name .png")
     args = p.parse_args(argv)
     return run_cli(lambda: run(args))

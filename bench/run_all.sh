@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The measured tables of the README: speed and accuracy of the embedded pair on 100 held-out generated
 # problems and the first 100 GSM8K test questions (CPU, block 16, up to 256 new tokens), in float32 (the
-# issue's setting) and in bfloat16 (this CPU's bf16 matmuls make a 16-token pass relatively cheap).
+# issue's setting) and in bfloat16 (this CPU's bf16 matmuls make a 16-token pass relatively cheap); the
+# CLLM's throughput against batch size on 32 GSM8K test questions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=assets/results
@@ -18,5 +19,8 @@ for dtype in float32 bfloat16; do
     done
   done
 done
+python -m bench.throughput --model gsm8k-cllm --prompts assets/data/gsm8k/test.jsonl --limit 32 \
+  --batch-sizes 1,2,4,8,16 --device cpu --json "$OUT/throughput_gsm8k.json" | tee "$OUT/throughput_gsm8k.md"
+python -m bench.plot "$OUT/throughput_gsm8k.json" --out "$OUT/throughput.png"
 python -m bench.plot "$OUT/speed_heldout.json" "$OUT/speed_gsm8k.json" "$OUT/speed_heldout_bf16.json" \
   "$OUT/speed_gsm8k_bf16.json" --out "$OUT/speed.png"

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from bench import accuracy, device_check, plot, speed
+from bench import accuracy, device_check, plot, speed, throughput
 from bench.accuracy import rates, run_accuracy, score
 from model_utils.loading import load_model
 from model_utils.tiny_models import tiny_model, tiny_tokenizer
@@ -162,7 +162,7 @@ def test_plot_falls_back_to_html_when_png_export_fails(speed_run, tmp_path, monk
 def test_plot_refuses_a_file_that_is_no_result(tmp_path, capsys):
     path = tmp_path / "other.json"
     path.write_text('{"a": 1}')
-    assert plot.main([str(path)]) != 0 and "neither" in capsys.readouterr().err
+    assert plot.main([str(path)]) != 0 and "is not a bench.speed, bench.accuracy or" in capsys.readouterr().err
 
 
 def test_device_check_dry_run_on_cpu():
@@ -182,3 +182,37 @@ def test_device_check_without_a_gpu_says_so_in_one_line(capsys):
     assert device_check.main(["--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "no CUDA GPU is visible" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def throughput_json(models, prompts, tmp):
+    out = tmp / "throughput.json"
+    assert throughput.main(["--model", models["cllm"], "--prompts", prompts, "--batch-sizes", "1,2", *ARGS,
+                            "--json", str(out)]) == 0
+    return str(out)
+
+
+def test_throughput_json_has_every_decoder_at_every_batch_size(throughput_json):
+    result = json.loads(open(throughput_json).read())
+    runs = {(r["decoder"], r["batch_size"]): r for r in result["runs"]}
+    assert set(runs) == {(d, b) for d in throughput.DECODERS for b in (1, 2)}
+    for (decoder, batch), r in runs.items():
+        assert r["tokens"] > 0 and r["seconds"] > 0 and r["tokens_per_second"] == r["tokens"] / r["seconds"]
+        assert r["matches_ar"] == 1.0  # float64: every decoder's output equals one-at-a-time AR
+        if decoder == "ar_batched":  # one token per row per step: the step is as wide as the rows in it
+            assert r["fed_per_step"] <= batch and r["tokens_per_forward"] <= batch
+    assert runs[("ar_batched", 2)]["forward_passes"] < runs[("ar_batched", 1)]["forward_passes"]
+    assert set(result["pass_ms_by_tokens_fed"]) <= {str(w) for w in throughput.WIDTH_BINS}
+
+
+def test_plot_draws_a_throughput_result_on_its_own(throughput_json, speed_run, tmp_path, capsys):
+    out = tmp_path / "throughput.html"
+    assert plot.main([throughput_json, "--out", str(out)]) == 0 and "rows in the batch" in out.read_text()
+    assert plot.main([throughput_json, speed_run[2], "--out", str(out)]) == 2
+    assert "drawn on their own" in capsys.readouterr().err
+
+
+def test_bad_batch_sizes_are_an_argparse_error(capsys):
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--batch-sizes", "1,0"])
+    assert "at least 1" in capsys.readouterr().err

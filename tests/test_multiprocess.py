@@ -10,6 +10,7 @@ import pytest
 from helpers import BLOCK, MAX_NEW, ROOT, ROWS, free_port
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # several processes each: about a minute in all
 STEPS = 4
 
 
