@@ -11,14 +11,16 @@ import gradio as gr
 
 from app.inputs import whole_number
 from app.models import Models
-from model_utils.decoding import SCHEMES, decode_passes, to_result
+from model_utils.decoding import SCHEMES, check_inputs, decode_passes, to_result
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT, encode_prompt, eos_ids
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult, Pass
 from model_utils.streaming import TextStream
+from viz import legend_html
 
 MAX_PROMPT_CHARS = 4000
+MAX_BLOCK, MAX_NEW = 64, 512
 MARKDOWN = re.compile(r"([\\`*_{}\[\]#+\-.!|~$])")
 
 
@@ -50,6 +52,8 @@ class Side:
     eos: set[int]
     stream: TextStream
     passes_left: Iterator[Pass]
+    requested: int = 0  # max new tokens asked for
+    room: int = 0  # max new tokens the model's context leaves after the prompt (≤ requested)
     passes: list[Pass] = field(default_factory=list)
     chunks: list[tuple[str, int]] = field(default_factory=list)  # text of each pass, tokens it made final
     done: bool = False
@@ -91,7 +95,9 @@ def start_side(models: Models, name: str, decoder: str, block_size: int, scheme:
     prompt_ids = encode_prompt(tokenizer, messages)
     eos = eos_ids(model, tokenizer)
     shape = dict(decoder=DECODERS[decoder], block_size=whole_number(block_size, "block size"), scheme=scheme)
-    side = Side(**shape, prompt_ids=prompt_ids, eos=eos, stream=TextStream(tokenizer),
+    room = check_inputs(model, prompt_ids, max_new_tokens, shape["block_size"])
+    side = Side(**shape, prompt_ids=prompt_ids, eos=eos, stream=TextStream(tokenizer), requested=max_new_tokens,
+                room=room,
                 passes_left=decode_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos, **shape))
     if side.decoder == "ar":
         side.scheme, side.block_size = None, 1
@@ -111,10 +117,26 @@ def metrics_line(side: Side, other: Side, other_name: str) -> str:
             f"{len(r.token_ids)} tokens · {len(r.passes)} forward passes · "
             f"{len(r.token_ids) / max(len(r.passes), 1):.2f} tokens/forward · {tokens_per_second(r):.1f} tokens/s · "
             f"{r.seconds:.2f} s · **{ratio:.2f}×** vs {other_name}")
-    if side.done:
-        s = summarize(r)
-        line += f" · {s['fast_forwarded']} fast-forwarded · {s['stationary']} stationary"
-    return line + (" · ✔ done" if side.done else " · streaming…")
+    if not side.done:
+        return line + " · streaming…"
+    s = summarize(r)
+    return line + f" · {s['fast_forwarded']} fast-forwarded · {s['stationary']} stationary · {end_of(side)}"
+
+
+def end_of(side: Side) -> str:
+    """Why a finished run ended: its EOS, the max new tokens, or the model's context."""
+    if not side.text.strip():
+        return "⚠ empty answer: the model ended at once (its first token was EOS)"
+    if side.tokens and side.tokens[-1] in side.eos:
+        return "✔ done"
+    if side.room < side.requested:
+        return f"✂ cut by the model's context after {len(side.tokens)} tokens (the prompt fills the rest)"
+    return f"■ reached max new tokens ({side.requested})"
+
+
+def template_text(side: Side) -> str:
+    """What the model was fed: the prompt after its chat template, as text."""
+    return side.stream.tokenizer.decode(side.prompt_ids)
 
 
 def match_line(left: Side, right: Side) -> str:
@@ -162,11 +184,17 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
             right = start_side(models, r_model, r_decoder, r_block, r_scheme, history(turns, "right", prompt),
                                whole_number(max_new_tokens, "number of new tokens"))
             turns = turns + [{}]
+            template = (f"**left** ({len(left.prompt_ids)} tokens)\n```text\n{template_text(left)}\n```\n"
+                        f"**right** ({len(right.prompt_ids)} tokens)\n```text\n{template_text(right)}\n```")
+            notes = " ".join(f"{name}: the model's context leaves room for {side.room} new tokens, not "
+                             f"{side.requested}." for name, side in (("Left", left), ("Right", right))
+                             if side.room < side.requested)
             while True:
                 turns[-1] = {"user": prompt, "left": left.text, "right": right.text,
                              "left_html": highlighted(left.chunks), "right_html": highlighted(right.chunks)}
                 yield (bubbles(turns, "left"), bubbles(turns, "right"), metrics_line(left, right, "right"),
-                       metrics_line(right, left, "left"), match_line(left, right), turns, "")
+                       metrics_line(right, left, "left"), template, match_line(left, right), turns,
+                       f"✂ {notes}" if notes else "")
                 if left.done and right.done:
                     return
                 for side in (left, right):
@@ -175,7 +203,7 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
     except UserError as e:
         message = f"{e} Press Clear to start a new conversation." if turns and "context" in str(e) else str(e)
         gr.Warning(message)
-        yield [gr.skip()] * 6 + [f"⚠ {message}"]
+        yield [gr.skip()] * 7 + [f"⚠ {message}"]
 
 
 def stopped(left: str, right: str) -> tuple[str, str]:
@@ -184,8 +212,8 @@ def stopped(left: str, right: str) -> tuple[str, str]:
 
 
 def new_conversation() -> tuple:
-    """Empty history, bubbles, metrics and match line."""
-    return [], [], [], "", "", ""
+    """Empty history, bubbles, metrics, match line and template."""
+    return [], [], [], "", "", "", ""
 
 
 def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
@@ -201,38 +229,47 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
                     dec = gr.Radio(["AR", "Jacobi"], value=decoder, label="decoder", elem_id=f"decoder-{side}",
                                    scale=2)
                 with gr.Row(visible=decoder == "Jacobi") as jacobi_settings:
-                    block = gr.Slider(1, 64, value=16, step=1, label="block size", elem_id=f"block-{side}")
+                    block = gr.Number(16, minimum=1, maximum=MAX_BLOCK, step=1, label=f"block size (1–{MAX_BLOCK})",
+                                      elem_id=f"block-{side}")
                     scheme = gr.Radio(list(SCHEMES), value="sliding", label="scheme", elem_id=f"scheme-{side}")
                 dec.change(lambda d: gr.Row(visible=d == "Jacobi"), [dec], [jacobi_settings], queue=False,
                            api_visibility="private")
                 chats.append(gr.Chatbot(label=f"{side}", elem_id=f"chat-{side}", height=380, latex_delimiters=[],
                                         buttons=["copy"]))
-                metrics.append(gr.Markdown(elem_id=f"metrics-{side}"))
+                metrics.append(gr.Markdown(label=f"{side} metrics", elem_id=f"metrics-{side}"))
                 settings.append([model, dec, block, scheme])
-    match = gr.Markdown(elem_id="chat-match")
+    gr.HTML(legend_html(["fast-forwarded"], note="in the answers: text that became final several tokens in one "
+                                                 "forward pass; plain text came one token per pass"),
+            elem_id="chat-legend")
+    match = gr.Markdown(label="match", elem_id="chat-match")
+    with gr.Accordion("What the models are fed (the prompt after each model's chat template)", open=False):
+        template = gr.Markdown(label="chat template", elem_id="chat-template")
     prompt = gr.Textbox(label="prompt", lines=3, elem_id="prompt",
                         placeholder="Ask a grade-school maths question…")
     with gr.Row():
         send = gr.Button("Send", variant="primary", elem_id="send")
         stop = gr.Button("Stop", variant="stop", elem_id="stop")
         clear = gr.Button("Clear", elem_id="clear")
-        max_new = gr.Slider(8, 512, value=256, step=8, label="max new tokens", elem_id="max-new-tokens")
-    status = gr.Markdown(elem_id="chat-status")
+        max_new = gr.Number(256, minimum=1, maximum=MAX_NEW, step=1, label=f"max new tokens (1–{MAX_NEW})",
+                            elem_id="max-new-tokens")
+    status = gr.Markdown(label="status", elem_id="chat-status")
     for path, label in EXAMPLE_SETS:
         questions = example_questions(path)
         if questions:
             gr.Examples([[q] for q in questions], inputs=[prompt], label=label)
     inputs = [prompt, turns, *settings[0], *settings[1], max_new]
-    outputs = [chats[0], chats[1], metrics[0], metrics[1], match, turns, status]
+    outputs = [chats[0], chats[1], metrics[0], metrics[1], template, match, turns, status]
     event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
-                  concurrency_id=concurrency_id, show_progress="hidden")
+                  concurrency_id=concurrency_id, show_progress="hidden",
+                  api_description="One chat turn in both panels, streamed. The conversation so far is kept per "
+                                  "client session (each gradio_client Client is one): call /clear to start anew.")
     stop.click(stopped, metrics, metrics, cancels=[event], api_name="stop", queue=False)
     # Clear also stops a chat still streaming, or it would write its turn back into the new conversation
-    clear.click(new_conversation, None, [turns, *chats, *metrics, match], api_name="clear", queue=False,
+    clear.click(new_conversation, None, [turns, *chats, *metrics, match, template], api_name="clear", queue=False,
                 cancels=[event])
     for chatbot in chats:  # the bubbles' own trash button starts a new conversation too
-        chatbot.clear(new_conversation, None, [turns, *chats, *metrics, match], api_visibility="private", queue=False,
-                      cancels=[event])
+        chatbot.clear(new_conversation, None, [turns, *chats, *metrics, match, template], api_visibility="private",
+                      queue=False, cancels=[event])
     return [settings[0][0], settings[1][0]]
 
 

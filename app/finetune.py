@@ -1,4 +1,5 @@
 """Fine-tune tab: collect a model's Jacobi trajectories, then consistency-train it, with a live loss plot."""
+import json
 import os
 import queue
 import threading
@@ -10,16 +11,20 @@ import gradio as gr
 
 from app.inputs import MAX_UPLOAD_BYTES, real_number, whole_number
 from app.models import Models
+from app.runs import RUNS, SCORECARD, delete_run, list_runs, log_losses
 from model_utils.data import read_prompts
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT
-from model_utils.train import TrainConfig, train
+from model_utils.quality import scorecard
+from model_utils.train import TrainConfig, last_complete_checkpoint, train
 from model_utils.trajectories import collect_trajectories
 from viz import loss_figure
 
 BUNDLED = os.path.join(PROJECT_ROOT, "assets/data/gsm8k/train.jsonl")
-RUNS = os.environ.get("CLLM_LAB_RUNS", os.path.join(PROJECT_ROOT, "runs/app"))
+HELD_OUT = os.path.join(PROJECT_ROOT, "assets/data/synth/heldout.jsonl")  # the guard's and scorecard's prompts
+CHECK_PROMPTS = 6
 LOSSES = ("loss", "consistency", "ar")
+RUN_COLUMNS = ["run", "state", "last step", "size (MB)", "tokens/forward", "answer format", "repeats"]
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Job:
     step: int = 0
     max_steps: int = 0
     owner: str = ""  # the browser session that started the run
+    out: str = ""  # the run's folder
 
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
@@ -41,6 +47,8 @@ class Job:
         self.step, self.max_steps = step, max_steps
         if "loss" in losses:
             self.events.put(("step", {"step": step} | {k: losses[k] for k in LOSSES if k in losses}))
+        if losses.get("guard", {}).get("warning"):
+            self.events.put(("guard", f"step {step}: {losses['guard']['warning']}"))
 
     def should_stop(self) -> bool:
         return self.stop.is_set()
@@ -87,18 +95,53 @@ def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block:
             collect_trajectories(model, tokenizer, rows, config.trajectories, block_size=block,
                                  max_new_tokens=max_new, labels=config.gt_labels, progress=collected)
             job.events.put(("phase", "training"))
+            prompts = [r["prompt"] for r in read_prompts(HELD_OUT)[:CHECK_PROMPTS]]
+            before = scorecard(model, tokenizer, prompts, block, max_new)
             out = train(config, job)
-            models.add_trained(out)
+            models.add_trained(out)  # (and forgets a copy loaded before this run)
+            job.events.put(("phase", "scoring the trained model"))
+            after = scorecard(*models.get(out), prompts, block, max_new)
+            with open(os.path.join(out, SCORECARD), "w") as f:
+                json.dump({"before": before, "after": after}, f)
             verb = "Cancelled at" if job.stop.is_set() else "Finished"
-            job.events.put(("done", f"{verb} step {job.step}/{job.max_steps}; the model is saved in `{out}` "
-                                    f"and is now in every model list."))
+            problem = degraded(before, after)
+            job.events.put(("done", f"{'⚠' if problem else '✔'} {verb} step {job.step}/{job.max_steps}; the model is "
+                                    f"saved in `{out}` and is now in every model list.\n\n{card_line(before, after)}"
+                                    + (f"\n\n**⚠ {problem}**" if problem else "")))
     except Cancelled:
-        job.events.put(("done", "Cancelled while collecting trajectories: Resume continues the collection."))
+        job.events.put(("done", "✔ Cancelled while collecting trajectories: Resume continues the collection."))
     except UserError as e:
         job.events.put(("error", str(e)))
     except Exception as e:  # a failed run is reported in the tab; the app keeps serving
         traceback.print_exc()
         job.events.put(("error", f"Fine-tuning failed: {type(e).__name__}: {e}"))
+
+
+def card_line(before: dict, after: dict) -> str:
+    """The scorecard of a run: the model before → after, on the same held-out prompts."""
+    return (f"Scorecard on {after['n']} held-out prompts (greedy Jacobi), before → after: "
+            f"**{before['tokens_per_forward']:.2f} → {after['tokens_per_forward']:.2f}** tokens per forward · "
+            f"answer format {before['format_rate']:.0%} → {after['format_rate']:.0%} · "
+            f"repeating outputs {before['repeats']} → {after['repeats']}")
+
+
+def degraded(before: dict, after: dict, max_format_drop: float = 0.2) -> str | None:
+    """Why the trained model is worse than its start (the quality guard's rule), or None."""
+    if after["repeats"] > before["repeats"]:
+        return (f"The model collapsed: {after['repeats']} of {after['n']} held-out answers repeat a token or loop "
+                f"over a phrase (before: {before['repeats']}). Lower the learning rate or raise the AR weight.")
+    if after["format_rate"] < before["format_rate"] - max_format_drop:
+        return (f"The answer format fell from {before['format_rate']:.0%} to {after['format_rate']:.0%} of held-out "
+                f"answers.")
+    return None
+
+
+def run_rows(runs: list[dict]) -> list[list]:
+    """The runs table: one row per run folder."""
+    def card(r, key, spec):
+        return format(r["scorecard"]["after"][key], spec) if r["scorecard"] else "–"
+    return [[r["name"], r["state"], r["step"], round(r["mb"], 1), card(r, "tokens_per_forward", ".2f"),
+             card(r, "format_rate", ".0%"), card(r, "repeats", "d")] for r in runs]
 
 
 class FineTune:
@@ -111,12 +154,33 @@ class FineTune:
     def cancel(self, request: gr.Request) -> str:
         return cancel(self.job, session(request))
 
+    def runs(self) -> tuple:
+        """The runs table and the list of runs that can be deleted."""
+        runs = list_runs(RUNS)
+        return run_rows(runs), gr.Dropdown(choices=[r["name"] for r in runs], value=None)
+
+    def delete(self, name: str | None) -> list:
+        """Delete a run that is not training now; it leaves every model list."""
+        try:
+            if not name:  # none chosen, or the confirmation was declined
+                raise UserError("Nothing deleted: choose a run, then confirm.")
+            if self.job.running() and os.path.basename(self.job.out) == name:
+                raise UserError(f"Run {name!r} is training now: cancel it first.")
+            path = delete_run(RUNS, name)
+            self.models.forget(path)
+            message = f"Deleted run `{name}` ({path})."
+        except UserError as e:
+            gr.Warning(str(e))
+            message = f"⚠ {e}"
+        choices = [gr.Dropdown(choices=self.models.choices())] * self.dropdowns
+        return [message, *choices, *self.runs()]
+
     def start(self, base: str, dataset: str, upload: str | None, n_prompts, block, max_new, steps, lr,
               consistency: str, ar_weight, smoothing, gt_labels: bool, answer_only: bool, name: str, resume: bool,
               request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """Start (or resume) a run and stream its progress and losses until it ends."""
         models, job, dropdowns = self.models, self.job, self.dropdowns
-        skip = [gr.skip()] * dropdowns
+        skip = [gr.skip()] * (dropdowns + 2)
         try:
             n_prompts, block, max_new, steps = (whole_number(v, what) for v, what in (
                 (n_prompts, "number of prompts"), (block, "block size"), (max_new, "number of new tokens"),
@@ -135,13 +199,14 @@ class FineTune:
                                  label_smoothing=smoothing, gt_labels=bool(gt_labels),
                                  ar_mask_prompt=bool(answer_only),
                                  save_steps=max(10, steps // 10), resume=resume,
-                                 device=models.settings.device)
+                                 device=models.settings.device, guard_max_new_tokens=max_new,
+                                 guard_prompts=[r["prompt"] for r in read_prompts(HELD_OUT)[:CHECK_PROMPTS]])
             with job.lock:
                 if job.running():
                     raise UserError(f"A fine-tuning run is already in progress (step {job.step}/{job.max_steps}): "
                                     f"wait for it to end.")
                 job.stop.clear()
-                job.owner = session(request)
+                job.owner, job.out = session(request), out
                 job.events = queue.Queue()
                 job.step, job.max_steps = 0, steps
                 job.thread = threading.Thread(target=work, args=(models, job, rows, config, block, max_new),
@@ -151,9 +216,11 @@ class FineTune:
             gr.Warning(str(e))
             yield [f"⚠ {e}", gr.skip(), *skip]
             return
-        losses, status, kind = [], "Waiting for the device…", ""
+        losses = resumed_losses(out) if resume else []  # the plot shows the whole run, not only this part
+        status, kind, warnings = "Waiting for the device…", "", []
+        first: tuple[float, int] | None = None  # (time, step) of this session's first step, for the estimate
         try:
-            yield [status, gr.skip(), *skip]
+            yield [status, loss_figure(losses) if losses else gr.skip(), *skip]
             while True:
                 time.sleep(0.5)  # one update per half second, however fast the steps are
                 events = []
@@ -165,21 +232,44 @@ class FineTune:
                     elif kind == "collect":
                         progress(value, desc="collecting trajectories", unit="prompts")
                         status = f"**Collecting trajectories:** prompt {value[0]}/{value[1]}"
+                    elif kind == "guard":
+                        warnings.append(f"⚠ Quality guard at {value}")
+                        gr.Warning(f"Quality guard at {value}")
                     elif kind == "step":
-                        losses.append(value)
+                        losses = [r for r in losses if r["step"] < value["step"]] + [value]  # redone steps replace
+                        first = first or (time.monotonic(), value["step"])
                         progress((value["step"], job.max_steps), desc="training", unit="steps")
-                        status = f"**Training:** step {value['step']}/{job.max_steps} · loss {value['loss']:.3f}"
+                        status = (f"**Training:** step {value['step']}/{job.max_steps} · loss {value['loss']:.3f}"
+                                  f"{time_left(first, value['step'], job.max_steps)}")
                     else:
-                        message = f"✔ {value}" if kind == "done" else f"⚠ {value}"
+                        message = value if kind == "done" else f"⚠ {value}"
                         choices = [gr.Dropdown(choices=models.choices())] * dropdowns
-                        yield [message, loss_figure(losses) if losses else gr.skip(), *choices]
+                        yield ["\n\n".join([message, *warnings]), loss_figure(losses) if losses else gr.skip(),
+                               *choices, *self.runs()]
                         return
                 if events:
                     stepped = any(kind == "step" for kind, _ in events)
-                    yield [status, loss_figure(losses) if stepped else gr.skip(), *skip]
+                    yield ["\n\n".join([status, *warnings]), loss_figure(losses) if stepped else gr.skip(), *skip]
         finally:
             if job.running() and kind not in ("done", "error"):
                 job.stop.set()  # the page was closed: stop within a step, keeping the last checkpoint
+
+
+def resumed_losses(out: str) -> list[dict]:
+    """The logged losses up to the checkpoint a resumed run continues from (later steps are redone)."""
+    checkpoint = last_complete_checkpoint(os.path.join(out, "checkpoints"))
+    last = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+    return [r for r in log_losses(out) if r["step"] <= last]
+
+
+def time_left(first: tuple[float, int], step: int, max_steps: int) -> str:
+    """" · about N s/min left" from this session's pace, once a few steps have run."""
+    start, first_step = first
+    done = step - first_step
+    if done < 3:
+        return ""
+    seconds = (time.monotonic() - start) / done * (max_steps - step)
+    return f" · about {seconds:.0f} s left" if seconds < 120 else f" · about {seconds / 60:.0f} min left"
 
 
 def session(request: gr.Request | None) -> str:
@@ -233,15 +323,26 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
         start_btn = gr.Button("Start", variant="primary", elem_id="finetune-start")
         resume_btn = gr.Button("Resume", elem_id="finetune-resume")
         cancel_btn = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
-    status = gr.Markdown("Defaults finish in a few minutes on a CPU.", elem_id="finetune-status")
+    status = gr.Markdown("Defaults finish in a few minutes on a CPU. At the end, a scorecard compares the model "
+                         "before and after on held-out problems.", label="status", elem_id="finetune-status")
     plot = gr.Plot(label="training loss", show_label=False, elem_id="loss-plot")
+    handlers = FineTune(models, job, len(dropdowns) + 1)
+    with gr.Accordion("Runs on disk (kept across restarts)", open=False, elem_id="finetune-runs"):
+        rows, names = handlers.runs()
+        runs_table = gr.Dataframe(rows, headers=RUN_COLUMNS, label="runs", interactive=False,
+                                  elem_id="finetune-runs-table")
+        with gr.Row():
+            doomed = gr.Dropdown(names.choices, value=None, label="run to delete", allow_custom_value=True,
+                                 elem_id="finetune-delete-name")
+            delete_btn = gr.Button("Delete run", variant="stop", elem_id="finetune-delete")
     inputs = [base, dataset, upload, n_prompts, block, max_new, steps, lr, consistency, ar_weight, smoothing,
               gt_labels, answer_only, name]
-    outputs = [status, plot, *dropdowns, base]
-    handlers = FineTune(models, job, len(dropdowns) + 1)
+    outputs = [status, plot, *dropdowns, base, runs_table, doomed]
     for button, resume in ((start_btn, False), (resume_btn, True)):
         button.click(handlers.start, [*inputs, gr.State(resume)], outputs,
                      api_name="finetune_resume" if resume else "finetune_start", concurrency_limit=None,
                      show_progress_on=[status])
     cancel_btn.click(handlers.cancel, None, [status], api_name="finetune_cancel", queue=False)
+    delete_btn.click(handlers.delete, [doomed], [status, *dropdowns, base, runs_table, doomed],
+                     api_name="finetune_delete", js="(name) => (name && confirm(`Delete run ${name}?`)) ? name : null")
     return [base]

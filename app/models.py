@@ -70,5 +70,12 @@ class Models:
         return list(dict.fromkeys([s.base, s.cllm, *EMBEDDED, *s.extra, *self.trained]))
 
     def add_trained(self, path: str) -> None:
-        if path not in self.trained:
-            self.trained.append(path)
+        """List a model trained in the app (a copy loaded before it was trained again is dropped)."""
+        self.forget(path)
+        self.trained.append(path)
+
+    def forget(self, name: str) -> None:
+        """Drop a trained model from the lists and every loaded copy of it."""
+        self.trained = [t for t in self.trained if t != name]
+        for key in [k for k in self.cache if k[0] == name]:
+            del self.cache[key]

@@ -13,7 +13,14 @@ from model_utils.decoding import SCHEMES
 from model_utils.errors import UserError
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult
-from viz import block_starts, cumulative_figure, to_offline_html, tokens_per_pass_figure, trajectory_figure
+from viz import (
+    block_starts,
+    cumulative_figure,
+    legend_html,
+    to_offline_html,
+    tokens_per_pass_figure,
+    trajectory_figure,
+)
 
 MOVES = ("prev_pass", "next_pass", "prev_block", "next_block")
 EXPORTS = os.path.join(tempfile.gettempdir(), "cllm-lab-exports")  # Gradio keeps its own copy for an hour
@@ -28,9 +35,16 @@ def figures(state: dict) -> tuple:
     main = figs[0]
     other = gr.Plot(figs[1], visible=True) if len(figs) > 1 else gr.Plot(None, visible=False)
     r = state["runs"][0]
-    p = r.passes[min(k, len(r.passes) - 1)]
-    where = f"Pass **{min(k, len(r.passes) - 1)}** of {len(r.passes) - 1} · block {max(p.block, 0)}"
-    return main, other, where
+    k = min(k, len(r.passes) - 1)
+    where = f"Pass **{k}** of {len(r.passes) - 1} · block {max(r.passes[k].block, 0)}"
+    return main, other, answer_text(r, state["tokenizers"][0], k), where
+
+
+def answer_text(r: DecodeResult, tokenizer, k: int) -> str:
+    """The answer as verified after pass k, and the whole answer once it is complete."""
+    n = sum(len(p.new_tokens) for p in r.passes[: k + 1])
+    text = tokenizer.decode(r.token_ids[:n], skip_special_tokens=True)
+    return text if n == len(r.token_ids) else f"{text} …"
 
 
 def short(name: str) -> str:
@@ -85,21 +99,21 @@ def run(models: Models, prompt: str, name: str, compare: bool, other: str, block
             runs = [models.decode(n, prompt, **options) for n in names]
     except UserError as e:
         gr.Warning(str(e))
-        return [gr.skip()] * 8 + [f"⚠ {e}"]
+        return [gr.skip()] * 9 + [f"⚠ {e}"]
     state = {"names": names, "runs": runs, "tokenizers": [models.get(n)[1] for n in names],
              "current": max(len(r.passes) for r in runs) - 1}
-    main, other_fig, where = figures(state)
+    main, other_fig, answer, where = figures(state)
     labelled = dict(zip(run_labels(names), runs))
     html_path, json_path = export(names, runs, main)
     return (state, main, other_fig, tokens_per_pass_figure(labelled), cumulative_figure(labelled),
-            summary_table(names, runs), html_path, json_path, where)
+            summary_table(names, runs), html_path, json_path, answer, where)
 
 
 def move(state: dict | None, how: str):
     """Server-side stepping: to the previous/next pass or to the start of the previous/next block."""
     if not state:
         gr.Warning("Run the stepper first.")
-        return gr.skip(), gr.skip(), gr.skip(), "⚠ Run the stepper first."
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "⚠ Run the stepper first."
     k, last = state["current"], max(len(r.passes) for r in state["runs"]) - 1
     starts = block_starts(state["runs"][0])
     if how == "prev_pass":
@@ -128,13 +142,17 @@ def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[
                            elem_id="stepper-model")
         other = gr.Dropdown(models.choices(), value=models.settings.base, label="second model (compare mode)",
                             allow_custom_value=True, elem_id="stepper-other-model")
-        block = gr.Slider(2, 32, value=16, step=1, label="block size", elem_id="stepper-block")
+        block = gr.Number(16, minimum=1, maximum=32, step=1, label="block size (1–32)", elem_id="stepper-block")
         scheme = gr.Radio(list(SCHEMES), value="block", label="scheme", elem_id="stepper-scheme")
-        max_new = gr.Slider(8, 256, value=64, step=8, label="max new tokens", elem_id="stepper-max-new")
+        max_new = gr.Number(64, minimum=1, maximum=256, step=1, label="max new tokens (1–256)",
+                            elem_id="stepper-max-new")
     with gr.Row():
         buttons = {how: gr.Button(label, size="sm", elem_id=f"stepper-{how.replace('_', '-')}")
                    for how, label in zip(MOVES, ("◀ pass", "pass ▶", "◀◀ block", "block ▶▶"))}
-        where = gr.Markdown(elem_id="stepper-status")
+        where = gr.Markdown(label="status", elem_id="stepper-status")
+    gr.HTML(legend_html(note="(hover a cell for its whole token and when it was verified)"), elem_id="stepper-legend")
+    answer = gr.Textbox(label="answer, as verified up to this pass", lines=2, interactive=False,
+                        elem_id="stepper-answer")
     with gr.Column():  # stacked, so each grid gets the full width for its token texts
         plot = gr.Plot(label="trajectory", show_label=False, elem_id="trajectory-plot")
         other_plot = gr.Plot(label="trajectory (second model)", show_label=False, elem_id="trajectory-plot-compare",
@@ -147,8 +165,9 @@ def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[
         html_file = gr.DownloadButton("Download offline HTML", elem_id="export-html")
         json_file = gr.DownloadButton("Download trajectory JSON", elem_id="export-json")
     run_btn.click(partial(run, models), [prompt, name, compare, other, block, scheme, max_new],
-                  [state, plot, other_plot, per_pass, cumulative, summary, html_file, json_file, where],
+                  [state, plot, other_plot, per_pass, cumulative, summary, html_file, json_file, answer, where],
                   api_name="stepper_run", concurrency_id=concurrency_id)
     for how, button in buttons.items():
-        button.click(partial(move, how=how), [state], [state, plot, other_plot, where], api_name=f"stepper_{how}")
+        button.click(partial(move, how=how), [state], [state, plot, other_plot, answer, where],
+                     api_name=f"stepper_{how}")
     return [name, other], [plot, other_plot]

@@ -2,7 +2,10 @@
 from viz import COLORS
 
 CSS = f""".ff {{ background: {COLORS['fast-forwarded']}33; border-bottom: 2px solid {COLORS['fast-forwarded']};
-border-radius: 3px; }}"""
+border-radius: 3px; }}
+.cllm-legend {{ font-size: 0.9em; display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: center; }}
+.legend-item {{ display: inline-flex; align-items: center; gap: 5px; }}
+.legend-chip {{ display: inline-block; width: 14px; height: 14px; border-radius: 3px; }}"""
 
 # gr.Plot draws figures with Plotly.react and drops their frames (ui-stack.md): put them back after
 # each update so Play and the figure's own slider work.

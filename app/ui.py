@@ -3,6 +3,7 @@ import gradio as gr
 
 from app import chat, finetune, learn, stepper
 from app.models import Models
+from app.runs import RUNS, list_runs
 
 MODEL = "model"  # the concurrency_id shared by every event that runs a model
 
@@ -16,6 +17,9 @@ def restore_frames(plot: gr.Plot, *triggers) -> None:
 
 
 def build_demo(models: Models) -> gr.Blocks:
+    for run in list_runs(RUNS):  # models trained before a restart stay in the lists
+        if run["state"] != "incomplete":
+            models.add_trained(run["path"])
     # delete_cache: Gradio removes the files it stored for users (uploads, exports) after an hour
     with gr.Blocks(title="CLLM Lab", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# CLLM Lab · Consistency LLMs, Jacobi decoding, side by side")

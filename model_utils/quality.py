@@ -92,3 +92,19 @@ class QualityGuard:
             return (f"answer format fell from {base['format_rate']:.0%} to {report['format_rate']:.0%} "
                     f"of held-out outputs.")
         return None
+
+
+def scorecard(model, tokenizer, prompts: list[str], block_size: int = 16, max_new_tokens: int = 128) -> dict:
+    """Greedy Jacobi on held-out prompts: tokens per forward pass, answer-format rate, and repeating outputs."""
+    eos = eos_ids(model, tokenizer)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        results = [decode(model, encode_prompt(tokenizer, p), decoder="jacobi", block_size=block_size,
+                          max_new_tokens=max_new_tokens, eos_ids=eos) for p in prompts]
+    model.train(was_training)
+    texts = [tokenizer.decode(r.token_ids, skip_special_tokens=True) for r in results]
+    return {"n": len(results),
+            "tokens_per_forward": sum(len(r.token_ids) for r in results) / max(sum(len(r.passes) for r in results), 1),
+            "format_rate": sum(extract_answer(t) is not None for t in texts) / max(len(texts), 1),
+            "repeats": sum(is_degenerate(r.token_ids) for r in results)}

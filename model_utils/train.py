@@ -61,6 +61,7 @@ class TrainConfig:
     block_size: int | None = None
     seed: int = 0
     save_steps: int = 200
+    keep_checkpoints: int = 1  # the newest N checkpoints stay, each with its optimizer state
     warmup: float = 0.03
     resume: bool = False
     overwrite: bool = False
@@ -88,6 +89,7 @@ class TrainConfig:
         need(finite(self.label_smoothing) and 0 <= self.label_smoothing < 1, "Label smoothing must be in [0, 1)",
              self.label_smoothing)
         need(self.save_steps >= 1, "--save-steps must be at least 1", self.save_steps)
+        need(self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1", self.keep_checkpoints)
         need(finite(self.warmup) and self.warmup >= 0, "--warmup must be a number ≥ 0", self.warmup)
         need(self.guard_max_new_tokens >= 1, "--guard-max-new-tokens must be at least 1", self.guard_max_new_tokens)
 
@@ -333,7 +335,7 @@ def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
         num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, weight_decay=0.0,
         warmup_steps=config.warmup, lr_scheduler_type="cosine", logging_steps=10, save_steps=config.save_steps,
-        save_total_limit=2, report_to="none", seed=config.seed, data_seed=config.seed,
+        save_total_limit=config.keep_checkpoints, report_to="none", seed=config.seed, data_seed=config.seed,
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=model.device.type == "cpu")
     trainer = ConsistencyTrainer(
         model=model, args=args, train_dataset=dataset,
@@ -388,6 +390,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--block-size", type=int, help="check that the trajectories use this block size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-steps", type=int, default=200)
+    p.add_argument("--keep-checkpoints", type=int, default=1,
+                   help="how many of the newest checkpoints to keep (default 1: only the latest, whose optimizer "
+                        "state --resume needs; an older one is removed only after a newer one is complete)")
     p.add_argument("--warmup", type=float, default=0.03, help="warmup steps, or a ratio of all steps if < 1")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true")

@@ -5,11 +5,17 @@ import time
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from helpers import PROMPT, assert_offline_html, words_jsonl
 
+from app import ui
+from app.chat import Side, end_of
+from app.models import Models, Settings
 from model_utils.errors import UserError
 from model_utils.records import DecodeResult
+from model_utils.streaming import TextStream
+from model_utils.tiny_models import tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +45,14 @@ def test_chat_streams_both_panels_and_fills_the_metrics(client, tiny_models):
         if first is None and update[0] and text_of(update[1]):
             first = time.perf_counter() - t0
     outputs = job.outputs()
-    left, right, m_left, m_right, match, status = job.result()
+    left, right, m_left, m_right, template, match, status = job.result()
     print(f"\nfirst streamed token after {first:.2f} s; {len(outputs)} updates")
     assert len(outputs) > 3  # streamed pass by pass, not in one piece
     assert text_of(left) and text_of(right)
     for line in (m_left, m_right):
-        assert all(word in line for word in ("tokens", "forward passes", "tokens/forward", "tokens/s", "vs", "done"))
+        assert all(word in line for word in ("tokens", "forward passes", "tokens/forward", "tokens/s", "vs"))
+        assert "■ reached max new tokens (40)" in line or "✔ done" in line  # why it ended
+    assert template.count("```text") == 2 and "w5" in template  # what each model was fed
     assert "Identical outputs, token for token" in match  # greedy Jacobi == greedy AR on the same model
     assert status == ""
 
@@ -66,7 +74,7 @@ def test_different_models_say_where_they_first_differ(client, tiny_models):
 
 def test_jacobi_passes_that_make_several_tokens_final_are_highlighted(client, tiny_models):
     _, cllm = tiny_models
-    _, right, _, m_right, _, _ = chat(client, PROMPT, cllm, cllm, max_new=60, block=16).result()
+    _, right, _, m_right, *_ = chat(client, PROMPT, cllm, cllm, max_new=60, block=16).result()
     assert int(m_right.split(" fast-forwarded")[0].split("· ")[-1]) > 0  # this prompt repeats w45 at the end
     assert '<span class="ff" title="5 tokens in one forward pass">' in text_of(right)
 
@@ -107,11 +115,11 @@ def test_a_stopped_chat_frees_the_device(client, tiny_models):
         time.sleep(0.01)
     press_stop(client, {"chat": job})
     second = chat(client, PROMPT, base, cllm)  # at once, no pause
-    left, right, _, m_right, _, status = second.result()
+    left, right, _, m_right, _, _, status = second.result()
     assert job.status().code == Status.CANCELLED, "Stop did not cancel the running chat"
     assert "streaming…" in job.outputs()[-1][3]  # it never reached its end
     # the new chat got the device (not "busy"), ran to its end, and holds only its own turn
-    assert status == "" and "done" in m_right and len(left) == len(right) == 2
+    assert status == "" and "streaming…" not in m_right and len(left) == len(right) == 2
 
 
 def test_clear_stops_a_streaming_chat_so_the_next_turn_starts_afresh(client, tiny_models):
@@ -134,9 +142,12 @@ def figure(value) -> dict:
 def test_stepper_runs_steps_and_exports(client, tiny_models):
     base, cllm = tiny_models
     out = client.predict(PROMPT, cllm, True, base, 6, "block", 40, api_name="/stepper_run")
-    main, other, per_pass, cumulative, summary, html_path, json_path, where = out
+    main, other, per_pass, cumulative, summary, html_path, json_path, answer, where = out
     fig = figure(main)
     passes = len(fig["frames"])
+    assert answer and not answer.endswith("…")  # the whole answer, as text, at the last pass
+    green = sum(c == 1 for c in fig["data"][0]["z"][-1])  # cells of the last row that turned final (green)
+    assert f"{green} slot(s) reached their final value (green)" in fig["layout"]["title"]["text"]
     assert fig["layout"]["sliders"][0]["active"] == passes - 1 and f"of {passes - 1}" in where
     assert figure(other)["frames"] and "Jacobi (" in summary and summary.count("\n") == 3
     assert [t["name"] for t in figure(cumulative)["data"]][0].startswith("AR")
@@ -152,14 +163,14 @@ def test_stepper_runs_steps_and_exports(client, tiny_models):
     def title(plot):
         return figure(plot)["layout"]["title"]["text"]
 
-    _, _, where = client.predict(api_name="/stepper_prev_pass")
-    assert f"Pass **{passes - 2}**" in where
-    plot, _, where = client.predict(api_name="/stepper_prev_block")
+    _, _, earlier, where = client.predict(api_name="/stepper_prev_pass")
+    assert f"Pass **{passes - 2}**" in where and earlier.endswith("…") and len(earlier) <= len(answer) + 2
+    plot, _, _, where = client.predict(api_name="/stepper_prev_block")
     block_start = int(where.split("**")[1])
     assert block_start < passes - 2 and f"pass {block_start} of" in title(plot)
-    plot, _, where = client.predict(api_name="/stepper_next_pass")
+    plot, _, _, where = client.predict(api_name="/stepper_next_pass")
     assert f"Pass **{block_start + 1}**" in where
-    plot, _, where = client.predict(api_name="/stepper_next_block")
+    plot, _, _, where = client.predict(api_name="/stepper_next_block")
     assert int(where.split("**")[1]) > block_start + 1
 
 
@@ -191,8 +202,12 @@ def base_model(tiny_models):
 def test_finetune_runs_to_completion_and_the_model_joins_the_lists(client, base_model, tmp_path):
     upload = handle_file(words_jsonl(tmp_path / "data.jsonl"))
     job = finetune(client, base_model, "tiny-run", data="upload", upload=upload)
-    status, loss, *dropdowns = job.result()
+    status, loss, *dropdowns, table, doomed = job.result()
     assert status.startswith("✔ Finished step 4/4"), status
+    assert "Scorecard on 6 held-out prompts (greedy Jacobi), before → after" in status
+    row = next(r for r in table["data"] if r[0] == "tiny-run")
+    assert row[1] == "finished" and row[2] == 4 and float(row[3]) > 0 and row[4] != "–"
+    assert "tiny-run" in [c[0] for c in doomed["choices"]]
     assert [t["name"] for t in figure(loss)["data"]] == ["loss", "consistency", "ar"]
     trained = status.split("`")[1]
     assert os.path.exists(os.path.join(trained, "model.safetensors"))
@@ -224,6 +239,8 @@ def test_second_training_is_refused_and_cancel_keeps_the_last_checkpoint(client,
         time.sleep(0.1)
     first = next(o[0] for o in resumed.outputs() if "Training:" in str(o[0]))
     assert int(first.split("step ")[1].split("/")[0]) > step  # continues from the checkpoint
+    shown = next(o[1] for o in resumed.outputs() if o[1])  # the loss plot shows the steps before the resume too
+    assert figure(shown)["data"][0]["x"][0] == 1
     client.predict(api_name="/finetune_cancel")
     resumed.result()
 
@@ -267,3 +284,55 @@ def test_the_model_cache_keeps_the_most_recent(tiny_models):
         with pytest.raises(UserError, match="busy testing"):
             with models.turn("chatting"):
                 pass
+
+
+def test_an_answer_cut_by_the_context_says_so(client, tiny_models):
+    base, cllm = tiny_models
+    long_prompt = " ".join(f"w{3 + i % 90}" for i in range(100))  # the tiny models' context holds 128 positions
+    left, right, m_left, m_right, _, _, status = chat(client, long_prompt, base, cllm, max_new=100).result()
+    assert "✂ cut by the model's context" in m_left and "✂ cut by the model's context" in m_right
+    assert status.startswith("✂ Left: the model's context leaves room for") and "not 100" in status
+
+
+@pytest.mark.parametrize("block, max_new, message", [(0, 24, "less than minimum value 1"),
+                                                     (100000, 24, "greater than maximum value 64"),
+                                                     (6, 0, "less than minimum value 1")])
+def test_out_of_range_numbers_are_refused_not_adjusted(client, tiny_models, block, max_new, message):
+    base, cllm = tiny_models
+    with pytest.raises(AppError, match=message):
+        chat(client, PROMPT, base, cllm, block=block, max_new=max_new).result()
+
+
+def test_an_empty_answer_and_each_way_of_ending_are_named():
+    def side(tokens, room=24):
+        s = Side("ar", None, 1, [1, 5], {2}, TextStream(tiny_tokenizer()), iter([]), requested=24, room=room)
+        s.stream.add(tokens)
+        return s
+    assert end_of(side([2])).startswith("⚠ empty answer")
+    assert end_of(side([5, 6, 2])) == "✔ done"
+    assert end_of(side([5, 6], room=2)).startswith("✂ cut by the model's context")
+    assert end_of(side([5, 6])) == "■ reached max new tokens (24)"
+
+
+def test_a_run_can_be_deleted_and_leaves_the_lists(client, base_model, tmp_path):
+    upload = handle_file(words_jsonl(tmp_path / "data.jsonl"))
+    status, *_ = finetune(client, base_model, "doomed-run", data="upload", upload=upload, steps=2).result()
+    path = status.split("`")[1]
+    status, *dropdowns, table, doomed = client.predict("doomed-run", api_name="/finetune_delete")
+    assert status.startswith("Deleted run `doomed-run`") and not os.path.exists(path)
+    assert all(path not in [c[0] for c in d["choices"]] for d in dropdowns)
+    assert "doomed-run" not in [r[0] for r in table["data"]]
+    status, *_ = client.predict("doomed-run", api_name="/finetune_delete")
+    assert status.startswith("⚠ There is no run named 'doomed-run'")
+
+
+def test_runs_on_disk_are_in_the_model_lists_after_a_restart(tmp_path, monkeypatch):
+    finished, empty = tmp_path / "old-run", tmp_path / "never-trained"
+    finished.mkdir()
+    empty.mkdir()
+    (finished / "config.json").write_text("{}")
+    (finished / "finished.json").write_text('{"steps": 3}')
+    monkeypatch.setattr(ui, "RUNS", str(tmp_path))
+    models = Models(Settings())
+    ui.build_demo(models)
+    assert str(finished) in models.choices() and str(empty) not in models.choices()

@@ -28,8 +28,8 @@ def launch(processes: int, *args: str) -> subprocess.CompletedProcess:
 def train(base: str, trajectories: str, out, processes: int, *extra: str) -> None:
     """The same global batch of 2: one process × 2 records, or two processes × 1 record each."""
     args = ["-m", "model_utils.train", "--model", base, "--trajectories", trajectories, "--out", str(out),
-            "--max-steps", str(STEPS), "--save-steps", "2", "--lr", "1e-3", "--device", "cpu",
-            "--batch-size", str(2 // processes), *extra]
+            "--max-steps", str(STEPS), "--save-steps", "2", "--keep-checkpoints", "2", "--lr", "1e-3",
+            "--device", "cpu", "--batch-size", str(2 // processes), *extra]
     launch(processes, *args)
 
 

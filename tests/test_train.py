@@ -78,6 +78,7 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(base, trajectories, tmp_
     out = str(tmp_path / "interrupted")
     train(TrainConfig(out=out, **common), callback=StopAt(5))  # cancel: saves checkpoint-5
     assert last_complete_checkpoint(os.path.join(out, "checkpoints")).endswith("checkpoint-5")
+    assert os.listdir(os.path.join(out, "checkpoints")) == ["checkpoint-5"]  # one optimizer state: the latest's
     os.makedirs(os.path.join(out, "checkpoints", "checkpoint-7"))  # a save torn by a kill
     train(TrainConfig(out=out, resume=True, **common))
     a, b = weights(str(tmp_path / "straight")), weights(out)

@@ -60,18 +60,18 @@ def cell_grid(result: DecodeResult) -> list[list[Cell | None]]:
             for k, (state, o) in enumerate(zip(states, origins))]
 
 
-def token_namer(result: DecodeResult, tokenizer=None):
-    """id -> short printable text: the tokenizer's, else the record's guess_text, else the id."""
+def token_namer(result: DecodeResult, tokenizer=None, width: int | None = 9):
+    """id -> printable text cut to `width` (None: whole): the tokenizer's, else the record's guess_text, else the id."""
     if tokenizer is not None:
-        return lambda t: printable(tokenizer.decode([t]))
+        return lambda t: printable(tokenizer.decode([t]), width)
     known = {t: s for p in result.passes for t, s in zip(p.guess, p.guess_text)}
-    return lambda t: printable(known.get(t, str(t)))
+    return lambda t: printable(known.get(t, str(t)), width)
 
 
-def printable(text: str, width: int = 9) -> str:
+def printable(text: str, width: int | None = 9) -> str:
     """Visible spaces and newlines, cut to `width`; escaped so Plotly does not read "</s>" as markup."""
     text = text.replace("\n", "↵").replace(" ", "·") or "∅"
-    return html.escape(text if len(text) <= width else text[: width - 1] + "…", quote=False)
+    return html.escape(text if width is None or len(text) <= width else text[: width - 1] + "…", quote=False)
 
 
 def committed_by(result: DecodeResult) -> list[int]:
@@ -79,7 +79,8 @@ def committed_by(result: DecodeResult) -> list[int]:
     return [p.index for p in result.passes for _ in p.new_tokens]
 
 
-def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows: int, title: str) -> go.Frame:
+def _frame(grid, result: DecodeResult, committed: list[int], name, full_name, k: int, rows: int,
+           title: str) -> go.Frame:
     """Frame k: the heatmap of passes max(0, k-rows+1)..k, the title and the current-row box."""
     lo = max(0, k - rows + 1)
     z, text, hover = [], [], []
@@ -87,7 +88,7 @@ def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows:
         z.append([None if c is None else STATES.index(c.state) for c in grid[r]])
         text.append(["" if c is None else name(c.token) for c in grid[r]])
         hover.append(["" if c is None else
-                      f"{name(c.token)} (id {c.token})<br>position {c.pos} · pass {r}<br>{LABELS[c.state]}"
+                      f"{full_name(c.token)} (id {c.token})<br>position {c.pos} · pass {r}<br>{LABELS[c.state]}"
                       f"<br>committed by pass {committed[c.pos] if c.pos < len(committed) else '–'}"
                       for c in grid[r]])
     n = len(STATES)
@@ -97,8 +98,9 @@ def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows:
                       colorscale=scale,
                       zmin=-0.5, zmax=n - 0.5, showscale=False, xgap=2, ygap=2)
     p = result.passes[k]
-    heading = (f"pass {k} of {len(result.passes) - 1} · block {max(p.block, 0)} · "
-               f"{len(p.new_tokens)} token(s) made final")
+    green = sum(c is not None and c.state == "fast-forwarded" for c in grid[k])
+    heading = (f"pass {k} of {len(result.passes) - 1} · block {max(p.block, 0)} · {green} slot(s) reached their "
+               f"final value (green) · {len(p.new_tokens)} token(s) verified")
     layout = {
         "title": {"text": f"{title} · {heading}" if title else heading},
         "yaxis": {"range": [lo + rows - 0.5, lo - 0.5]},
@@ -111,12 +113,12 @@ def _frame(grid, result: DecodeResult, committed: list[int], name, k: int, rows:
 def trajectory_figure(result: DecodeResult, tokenizer=None, current: int | None = None, rows: int = 12,
                       title: str = "") -> go.Figure:
     """Passes x window slots, token text in each cell; frame k shows the last `rows` passes up to pass k."""
-    grid, name = cell_grid(result), token_namer(result, tokenizer)
+    grid, name, full_name = cell_grid(result), token_namer(result, tokenizer), token_namer(result, tokenizer, None)
     last = len(result.passes) - 1
     current = last if current is None else max(0, min(current, last))
     rows = min(rows, len(result.passes))
     committed = committed_by(result)
-    frames = [_frame(grid, result, committed, name, k, rows, title) for k in range(len(result.passes))]
+    frames = [_frame(grid, result, committed, name, full_name, k, rows, title) for k in range(len(result.passes))]
     legend = [go.Scatter(x=[None], y=[None], mode="markers", name=LABELS[s], showlegend=True,
                          marker={"symbol": "square", "size": 14, "color": COLORS[s]}) for s in STATES]
     fig = go.Figure(data=[frames[current].data[0], *legend], frames=frames)
