@@ -224,7 +224,7 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
         for side, name, decoder in (("left", models.settings.base, "AR"), ("right", models.settings.cllm, "Jacobi")):
             with gr.Column():
                 with gr.Row():
-                    model = gr.Dropdown(models.choices(), value=name, label="model", allow_custom_value=True,
+                    model = gr.Dropdown(models.choices(), value=name, label=f"{side} model", allow_custom_value=True,
                                         elem_id=f"model-{side}", scale=3)
                     dec = gr.Radio(["AR", "Jacobi"], value=decoder, label="decoder", elem_id=f"decoder-{side}",
                                    scale=2)

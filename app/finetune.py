@@ -175,10 +175,14 @@ class FineTune:
         choices = [gr.Dropdown(choices=self.models.choices())] * self.dropdowns
         return [message, *choices, *self.runs()]
 
-    def start(self, base: str, dataset: str, upload: str | None, n_prompts, block, max_new, steps, lr,
-              consistency: str, ar_weight, smoothing, gt_labels: bool, answer_only: bool, name: str, resume: bool,
-              request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-        """Start (or resume) a run and stream its progress and losses until it ends."""
+    def start(self, base: str, dataset: str, upload: str | None = None, n_prompts=None, block=None, max_new=None,
+              steps=None, lr=None, consistency: str = "global", ar_weight=None, smoothing=None, gt_labels: bool = False,
+              answer_only: bool = True, name: str | None = None, resume: bool = False, request: gr.Request = None,
+              progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        """Start (or resume) a run and stream its progress and losses until it ends.
+
+        The defaults make `upload` optional in the API (the bundled data set needs none); the UI and the API send
+        every other value (the API fills in the UI's)."""
         models, job, dropdowns = self.models, self.job, self.dropdowns
         skip = [gr.skip()] * (dropdowns + 2)
         try:

@@ -6,7 +6,7 @@ import gradio as gr
 from app.models import Models
 from model_utils.errors import UserError
 from model_utils.records import DecodeResult, Pass
-from viz import COLORS, LABELS, STATES, trajectory_figure
+from viz import legend_html, trajectory_figure
 
 INTRO = """
 ## Jacobi decoding in one picture
@@ -52,14 +52,6 @@ the model has verified it, which can be a pass later (hover a cell to see both).
 """
 
 
-def legend_html() -> str:
-    """The figures' colour legend, as HTML swatches."""
-    items = "".join(f'<span style="display:inline-flex;align-items:center;margin-right:18px">'
-                    f'<span style="width:14px;height:14px;background:{COLORS[s]};display:inline-block;'
-                    f'margin-right:6px;border-radius:2px"></span>{LABELS[s]}</span>' for s in STATES)
-    return f'<div id="legend">{items}</div>'
-
-
 def worked_example() -> DecodeResult:
     """Reference §2's example as a block-scheme record: stationary d and f, fixed point a b c d e f."""
     a, b, c, d, e, f, q, r, s, x, y, z, w, v = range(10, 24)
@@ -100,7 +92,7 @@ def build(models: Models, concurrency_id: str) -> list[gr.Plot]:
         prompt = gr.Textbox("Sam has 4 bags with 6 marbles each. How many marbles does he have?",
                             label=f"a live example on {models.settings.cllm}", scale=4, elem_id="learn-prompt")
         run = gr.Button("Run it", elem_id="learn-run", scale=1)
-    status = gr.Markdown(elem_id="learn-status")
+    status = gr.Markdown(label="status", elem_id="learn-status")
     live = gr.Plot(label="live example", show_label=False, elem_id="learn-live-plot", visible=False)
     run.click(partial(live_example, models), [prompt], [live, status], api_name="learn_run",
               concurrency_id=concurrency_id)

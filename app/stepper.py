@@ -160,7 +160,7 @@ def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[
     with gr.Row():
         per_pass = gr.Plot(label="tokens per pass", show_label=False, elem_id="tokens-per-pass-plot")
         cumulative = gr.Plot(label="cumulative tokens", show_label=False, elem_id="cumulative-plot")
-    summary = gr.Markdown(elem_id="stepper-summary")
+    summary = gr.Markdown(label="summary", elem_id="stepper-summary")
     with gr.Row():
         html_file = gr.DownloadButton("Download offline HTML", elem_id="export-html")
         json_file = gr.DownloadButton("Download trajectory JSON", elem_id="export-json")

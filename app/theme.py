@@ -25,6 +25,12 @@ window.cllmFrames = function (id, value) {
     }
     window.Plotly.deleteFrames(gd);
     window.Plotly.addFrames(gd, fig.frames);
+    // make the shown pass the animation's current frame, so Play continues from it rather than from pass 0
+    const slider = fig.layout && fig.layout.sliders && fig.layout.sliders[0];
+    if (slider && slider.active !== undefined) {
+      window.Plotly.animate(gd, [String(slider.active)],
+                            {mode: "immediate", frame: {duration: 0, redraw: true}, transition: {duration: 0}});
+    }
     gd.dataset.frames = String(fig.frames.length);
   };
   apply();

@@ -39,37 +39,57 @@ def accuracy_bars(result: dict) -> dict[str, float]:
     return bars | {f"exact match ({k})": v["exact_match"] for k, v in result.get("by_seen", {}).items()}
 
 
+DECODER_NAMES = {"ar": "AR", "jacobi": "Jacobi", "cllm": "CLLM", "generate": "generate", "prompt": "prompt",
+                 "lookup": "lookup"}
+
+
+def decoder_label(key: str) -> str:
+    """jacobi_cllm -> "Jacobi CLLM", prompt_lookup_base -> "prompt lookup base"."""
+    return " ".join(DECODER_NAMES.get(word, word) for word in key.split("_"))
+
+
+def result_label(stem: str, result: dict) -> str:
+    """A legend name a reader understands: which prompts, how many, which dtype (the file name otherwise)."""
+    config = result.get("config", {})
+    prompts = str(config.get("prompts", ""))
+    where = ("GSM8K test" if "gsm8k" in prompts else "held-out" if "heldout" in prompts
+             else os.path.splitext(os.path.basename(prompts))[0] if prompts else stem)
+    n = config.get("n_prompts") or result.get("n")
+    parts = [where + (f" ({n})" if n else ""), config.get("dtype")]
+    if "exact_match" in result and config.get("model"):
+        parts.insert(0, os.path.basename(str(config["model"]).rstrip("/")))
+    return " · ".join(p for p in parts if p)
+
+
 def figure(results: dict[str, dict]) -> go.Figure:
-    """One row of speed charts and/or one of accuracy charts; one colour per file."""
+    """Full-width bar charts, one below the other: tokens/s and tokens per forward pass (speed results),
+    then accuracy; one colour per file, named in the legend by its prompts and dtype."""
     speed = {k: v for k, v in results.items() if "decoders" in v}
     accuracy = {k: v for k, v in results.items() if "decoders" not in v}
-    rows, specs, titles = [], [], []
-    if speed:
-        rows.append("speed")
-        specs.append([{}, {}])
-        titles += ["tokens per second (label: speedup vs AR)", "tokens per forward pass"]
-    if accuracy:
-        rows.append("accuracy")
-        specs.append([{"colspan": 2}, None])
-        titles.append("accuracy")
-    fig = make_subplots(rows=len(rows), cols=2, specs=specs, subplot_titles=titles)
+    rows = (["tokens per second (label: speedup vs the faster AR on the base)", "tokens per forward pass"]
+            if speed else []) + (["accuracy"] if accuracy else [])
+    fig = make_subplots(rows=len(rows), cols=1, subplot_titles=rows, vertical_spacing=0.12)
     for i, (label, result) in enumerate(results.items()):
         color = DEFAULT_PLOTLY_COLORS[i % len(DEFAULT_PLOTLY_COLORS)]
         style = dict(name=label, legendgroup=label, marker_color=color)
         if label in speed:
             d = result["decoders"]
-            row = rows.index("speed") + 1
-            fig.add_bar(x=list(d), y=[v["tokens_per_second"] for v in d.values()],
-                        text=[f"{v['speedup']:.2f}x" for v in d.values()], row=row, col=1, **style)
-            fig.add_bar(x=list(d), y=[v["tokens_per_forward"] for v in d.values()], row=row, col=2,
-                        showlegend=False, **style)
+            names = [decoder_label(k) for k in d]
+            fig.add_bar(x=names, y=[v["tokens_per_second"] for v in d.values()],
+                        text=[f"{v['speedup']:.2f}x" for v in d.values()], row=1, col=1, **style)
+            fig.add_bar(x=names, y=[v["tokens_per_forward"] for v in d.values()], row=2, col=1,
+                        text=[f"{v['tokens_per_forward']:.2f}" for v in d.values()], showlegend=False, **style)
         else:
             bars = accuracy_bars(result)
-            fig.add_bar(x=list(bars), y=list(bars.values()), text=[f"{v:.1%}" for v in bars.values()],
-                        row=rows.index("accuracy") + 1, col=1, **style)
+            fig.add_bar(x=list(bars), y=list(bars.values()), text=[f"{v:.0%}" for v in bars.values()],
+                        row=len(rows), col=1, showlegend=not speed or label not in speed, **style)
     if accuracy:
-        fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=rows.index("accuracy") + 1, col=1)
-    fig.update_layout(barmode="group", height=420 * len(rows), width=1100, template="plotly_white")
+        fig.update_yaxes(range=[0, 1.12], tickformat=".0%", row=len(rows), col=1)
+    fig.update_traces(textposition="outside", textangle=0, cliponaxis=False, selector={"type": "bar"})
+    fig.update_xaxes(tickangle=0, tickfont_size=13)
+    fig.update_layout(barmode="group", height=380 * len(rows) + 80, width=1300, template="plotly_white",
+                      uniformtext={"minsize": 11, "mode": "show"}, font={"size": 13},
+                      legend={"orientation": "h", "x": 0, "y": 1.09, "yanchor": "bottom"}, margin={"t": 130})
     return fig
 
 
@@ -113,7 +133,11 @@ def save(fig: go.Figure, out: str) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    results = {os.path.splitext(os.path.basename(p))[0]: load(p) for p in args.results}
+    loaded = [(os.path.splitext(os.path.basename(p))[0], load(p)) for p in args.results]
+    labels = [result_label(stem, result) for stem, result in loaded]
+    if len(set(labels)) < len(labels):  # the same prompts and dtype: the file names tell them apart
+        labels = [f"{stem}: {label}" for (stem, _), label in zip(loaded, labels)]
+    results = dict(zip(labels, (result for _, result in loaded)))
     if len(results) < len(args.results):
         raise UserError("Two result files share a name: rename one so the legend can tell them apart.")
     out = args.out or os.path.splitext(args.results[0])[0] + ".png"

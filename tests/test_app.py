@@ -336,3 +336,15 @@ def test_runs_on_disk_are_in_the_model_lists_after_a_restart(tmp_path, monkeypat
     models = Models(Settings())
     ui.build_demo(models)
     assert str(finished) in models.choices() and str(empty) not in models.choices()
+
+
+def test_the_api_names_every_output_and_says_how_chat_history_is_kept(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name, endpoint in api.items():
+        labels = [r.get("label") or "" for r in endpoint["returns"]]
+        assert not any(label.startswith("value_") or not label for label in labels), (name, labels)
+    upload = next(p for p in api["/finetune_start"]["parameters"] if p["parameter_name"] == "upload")
+    assert upload["parameter_has_default"]  # the bundled data set needs no upload
+    described = client.config["dependencies"]
+    chat_dep = next(d for d in described if d.get("api_name") == "chat")
+    assert "per client session" in chat_dep.get("api_description", "") and "/clear" in chat_dep["api_description"]

@@ -216,3 +216,15 @@ def test_bad_batch_sizes_are_an_argparse_error(capsys):
     with pytest.raises(SystemExit):
         throughput.parse_args(["--batch-sizes", "1,0"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_speed_chart_names_files_by_their_prompts_and_dtype_and_labels_bars_flat(speed_run):
+    result = json.loads(open(speed_run[2]).read())
+    label = plot.result_label("speed", result)
+    assert label == "problems (3) · float64"  # neither a held-out nor a GSM8K file: its name, count and dtype
+    fig = plot.figure({label: result})
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert {t.name for t in bars} == {label} and all(t.textangle == 0 for t in bars)
+    assert "Jacobi CLLM" in bars[0].x and plot.decoder_label("prompt_lookup_base") == "prompt lookup base"
+    result["config"]["prompts"] = "assets/data/synth/heldout.jsonl"
+    assert plot.result_label("speed_heldout", result) == "held-out (3) · float64"

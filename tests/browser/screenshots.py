@@ -5,6 +5,7 @@ python tests/browser/screenshots.py [--base M --cllm M] [--prompt TEXT]   (embed
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -15,6 +16,7 @@ sys.path[:0] = [TESTS, os.path.dirname(TESTS)]  # tests/helpers.py, and the proj
 from helpers import ROOT, free_port, start_app, wait_until_up  # noqa: E402
 
 OUT = os.path.join(ROOT, "assets/screenshots")
+ENDED = re.compile("✔ done|■ reached max new tokens|✂ cut by the model's context")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
 
@@ -49,8 +51,8 @@ def main() -> None:
             page.wait_for_function("() => [...document.querySelectorAll('#chat-right [data-testid=bot]')]"
                                    ".some(e => e.innerText.trim().length > 0)", timeout=120_000)
             timings["first_token_in_browser_s"] = time.perf_counter() - t
-            expect(page.locator("#metrics-left")).to_contain_text("done", timeout=300_000)
-            expect(page.locator("#metrics-right")).to_contain_text("done", timeout=300_000)
+            for side in ("left", "right"):
+                expect(page.locator(f"#metrics-{side}")).to_contain_text(ENDED, timeout=300_000)
             timings["chat_done_s"] = time.perf_counter() - t
             page.screenshot(path=os.path.join(OUT, "chat.png"), full_page=True)
 
@@ -67,7 +69,7 @@ def main() -> None:
                 page.get_by_label("uploaded .jsonl").check()
                 page.locator("#finetune-upload input[type=file]").set_input_files(a.finetune_data)
             page.locator("#finetune-steps input").fill(a.steps)
-            page.locator("#finetune-name textarea, #finetune-name input").first.fill("screenshot-run")
+            page.locator("#finetune-name textarea, #finetune-name input").first.fill(f"screenshot-{int(time.time())}")
             page.click("#finetune-start")
             expect(page.locator("#finetune-status")).to_contain_text("Finished", timeout=600_000)
             page.screenshot(path=os.path.join(OUT, "finetune.png"), full_page=True)

@@ -8,6 +8,7 @@ from helpers import PROMPT, words_jsonl
 from playwright.sync_api import Page, expect
 
 CHROMIUM = "/usr/bin/chromium"
+ENDED = re.compile("✔ done|■ reached max new tokens|✂ cut by the model's context")  # a chat run's end
 NO_CHROMIUM = "needs Debian's chromium (apt-get install chromium)"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=NO_CHROMIUM)]
 
@@ -43,7 +44,7 @@ def test_chat_streams_both_panels_and_fills_the_metrics(page: Page, app_url, tin
     page.locator("#block-right input[type=number]").fill("2")
     page.locator("#prompt textarea").fill(PROMPT)
     page.click("#send")
-    expect(page.locator("#metrics-right")).to_contain_text("done", timeout=30_000)
+    expect(page.locator("#metrics-right")).to_contain_text(ENDED, timeout=30_000)
     expect(page.locator("#metrics-left")).to_contain_text("tokens/s")
     assert page.evaluate("window.seen.size") > 3  # filled pass by pass
     for side in ("left", "right"):
@@ -67,6 +68,10 @@ def test_stepper_steps_and_plays_frames(page: Page, app_url):
     page.wait_for_function("() => document.querySelector('#trajectory-plot .js-plotly-plot')?.dataset.frames > 1")
     page.locator("#trajectory-plot .updatemenu-button").first.click()
     expect(page.locator("#trajectory-plot .gtitle")).not_to_have_text(start, timeout=10_000)
+    # ... from the pass shown, not from pass 0
+    shown = int(re.search(r"pass (\d+) of", start)[1])
+    assert int(re.search(r"pass (\d+) of", plot_title(page, "trajectory-plot"))[1]) > shown > 0
+    expect(page.locator("#stepper-answer textarea")).not_to_have_value("")
 
 
 def test_exported_html_opens_offline(page: Page, app_url, tmp_path, browser):
