@@ -348,3 +348,18 @@ def test_the_api_names_every_output_and_says_how_chat_history_is_kept(client):
     described = client.config["dependencies"]
     chat_dep = next(d for d in described if d.get("api_name") == "chat")
     assert "per client session" in chat_dep.get("api_description", "") and "/clear" in chat_dep["api_description"]
+
+
+def test_the_model_panel_loads_with_its_settings_unloads_and_refuses_clearly(client, tiny_models):
+    base, _ = tiny_models
+    status, table = client.predict(base, "cpu", "float32", "8-bit", api_name="/models_load")
+    assert status.startswith(f"✔ Loaded `{base}` on cpu") and "quantisation **8-bit**" in status
+    assert [base, "cpu", "float32", "8-bit"] == table["data"][0][:4]
+    *_, busy = chat(client, PROMPT, base, base).result()  # the chat uses the 8-bit copy now
+    assert busy == ""
+    status, table = client.predict("no/such/model", "cpu", "float32", "none", api_name="/models_load")
+    assert status.startswith("⚠") and "was not found" in status and "quantisation **8-bit**" not in status
+    status, table = client.predict(base, api_name="/models_unload")
+    assert status.startswith(f"✔ Unloaded `{base}`") and all(row[0] != base for row in table["data"])
+    status, _ = client.predict(base, "auto", "auto", "none", api_name="/models_load")  # back to the app's defaults
+    assert "quantisation **none**" in status
