@@ -10,7 +10,7 @@ from app.inputs import MAX_UPLOAD_BYTES  # noqa: E402
 from app.models import Models, Settings  # noqa: E402
 from app.theme import CSS, HEAD  # noqa: E402
 from app.ui import build_demo  # noqa: E402
-from model_utils.cli import add_model_args, parser, run_cli  # noqa: E402
+from model_utils.cli import add_model_args, parser, positive_int, run_cli  # noqa: E402
 from model_utils.errors import UserError  # noqa: E402
 
 
@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="more models the lists offer (hub names or paths) beside the embedded ones")
     p.add_argument("--allow-any-model", action="store_true",
                    help="let users type any hub name or server path (always allowed on 127.0.0.1)")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads for decoding (default: 1 while every model is under 100M parameters, else "
+                        "all cores)")
     add_model_args(p)
     return p.parse_args(argv)
 
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> None:
     models = Models(Settings(args.base, args.cllm, args.device, args.dtype, args.bits, args.trust_remote_code,
-                             extra=tuple(args.models), free_models=is_loopback(args.host) or args.allow_any_model))
+                             extra=tuple(args.models), free_models=is_loopback(args.host) or args.allow_any_model,
+                             threads=args.threads))
     for name in (args.base, args.cllm):
         try:
             models.get(name)

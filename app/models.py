@@ -4,9 +4,11 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
+
 from model_utils.decoding import decode_text
 from model_utils.errors import UserError
-from model_utils.loading import EMBEDDED, load_model
+from model_utils.loading import EMBEDDED, decoding_threads, load_model
 from model_utils.records import DecodeResult
 
 
@@ -20,6 +22,7 @@ class Settings:
     trust_remote_code: bool = False
     extra: tuple[str, ...] = ()  # more models the launcher allows (--models)
     free_models: bool = True  # any hub name or server path may be typed (the default on 127.0.0.1 only)
+    threads: int | None = None  # CPU threads; None: loading.decoding_threads of the loaded models
 
 
 class Models:
@@ -57,6 +60,7 @@ class Models:
                                          trust_remote_code=s.trust_remote_code)
             while len(self.cache) > self.capacity:
                 self.cache.popitem(last=False)
+            torch.set_num_threads(s.threads or decoding_threads([m for m, _ in self.cache.values()]))
         self.cache.move_to_end(key)
         return self.cache[key]
 

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 
+import torch
 from tqdm import tqdm
 
 from model_utils.batching import batch_decode
@@ -25,7 +26,7 @@ from model_utils.cli import (
 from model_utils.data import read_prompts
 from model_utils.decoding import decode, decode_passes, to_result
 from model_utils.errors import UserError
-from model_utils.loading import DEFAULT_MODEL, encode_prompt, eos_ids, load_model
+from model_utils.loading import DEFAULT_MODEL, decoding_threads, encode_prompt, eos_ids, load_model
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult
 from model_utils.streaming import TextStream
@@ -44,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_decoding_args(p)
     add_model_args(p)
     p.add_argument("--device-map", choices=["auto"], help="spread a large model over devices (accelerate)")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads (default: 1 for models under 100M parameters, else all cores)")
     return p.parse_args(argv)
 
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.prompt.strip():
         raise UserError("The prompt is empty: type something to continue.")
     model, tokenizer = load_model(args.model, device_map=args.device_map, **load_options(args))
+    torch.set_num_threads(args.threads or decoding_threads([model]))
     prompt_ids = encode(tokenizer, args.prompt, args.raw)
     eos = eos_ids(model, tokenizer)
     passes = decode_passes(model, prompt_ids, eos_ids=eos, **decode_options(args))
@@ -64,6 +68,7 @@ def run_file(args: argparse.Namespace) -> Iterator[dict]:
     """The output of every prompt of --prompts-file, in input order, decoded --batch-size at a time."""
     rows = read_prompts(args.prompts_file)
     model, tokenizer = load_model(args.model, device_map=args.device_map, **load_options(args))
+    torch.set_num_threads(args.threads or decoding_threads([model]))
     prompts = [encode(tokenizer, row["prompt"], args.raw) for row in rows]
     eos = eos_ids(model, tokenizer)
     options = decode_options(args)

@@ -8,9 +8,17 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
 
+from model_utils import generate
 from model_utils.decoding import decode_text
 from model_utils.errors import UserError
-from model_utils.loading import drop_int8_cast_notice, encode_prompt, eos_ids, load_model
+from model_utils.loading import (
+    DEFAULT_THREADS,
+    decoding_threads,
+    drop_int8_cast_notice,
+    encode_prompt,
+    eos_ids,
+    load_model,
+)
 from model_utils.tiny_models import tiny_model, tiny_tokenizer
 
 
@@ -149,3 +157,22 @@ def test_int8_cast_notice_is_dropped_and_other_records_kept():
     notice = "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization"
     assert not drop_int8_cast_notice(record(notice))
     assert drop_int8_cast_notice(record("some other bitsandbytes warning"))
+
+
+def test_decoding_on_the_cpu_uses_one_thread_for_small_models(monkeypatch):
+    small = tiny_model("llama")
+    assert decoding_threads([small]) == 1
+    big = tiny_model("llama")
+    monkeypatch.setattr(big, "num_parameters", lambda: 7_000_000_000)
+    assert decoding_threads([small, big]) == DEFAULT_THREADS
+
+
+def test_generate_sets_its_threads(saved_llama):
+    before = torch.get_num_threads()
+    try:
+        for wanted, args in ((1, []), (2, ["--threads", "2"])):
+            assert generate.main(["--model", saved_llama, "--prompt", "w5 w9", "--max-new-tokens", "4", "--device",
+                                  "cpu", "--json", *args]) == 0
+            assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
