@@ -74,6 +74,13 @@ def main() -> None:
             expect(page.locator("#finetune-status")).to_contain_text("Finished", timeout=600_000)
             page.screenshot(path=os.path.join(OUT, "finetune.png"), full_page=True)
 
+            page.get_by_role("tab", name="Chat").click()
+            page.click("#model-panel button")  # open the model panel
+            page.click("#panel-load")
+            expect(page.locator("#panel-status")).to_contain_text("Loaded", timeout=120_000)
+            page.screenshot(path=os.path.join(OUT, "models.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 560})
+            page.click("#model-panel button")
+
             page.get_by_role("tab", name="Learn").click()
             page.click("#learn-run")
             page.wait_for_selector("#learn-live-plot .js-plotly-plot", timeout=120_000)
