@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from bench import accuracy, device_check, plot, speed, throughput
+from bench import accuracy, device_check, plot, precision, speed, throughput
 from bench.accuracy import rates, run_accuracy, score
 from model_utils.loading import load_model
 from model_utils.tiny_models import tiny_model, tiny_tokenizer
@@ -228,3 +228,10 @@ def test_speed_chart_names_files_by_their_prompts_and_dtype_and_labels_bars_flat
     assert "Jacobi CLLM" in bars[0].x and plot.decoder_label("prompt_lookup_base") == "prompt lookup base"
     result["config"]["prompts"] = "assets/data/synth/heldout.jsonl"
     assert plot.result_label("speed_heldout", result) == "held-out (3) · float64"
+
+
+def test_precision_measures_both_decoders_and_their_agreement(models, prompts):
+    model, tokenizer = load_model(models["cllm"], device="cpu", dtype="float64")
+    row = precision.measure(model, tokenizer, precision.read_items(prompts, need_answer=True), max_new_tokens=8)
+    assert row["jacobi_equals_ar"] == 1.0 and row["ar_tokens_per_second"] > 0 and row["jacobi_tokens_per_second"] > 0
+    assert 0 <= row["exact_match"] <= 1 and row["n"] == len(PROBLEMS)
