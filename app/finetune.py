@@ -309,10 +309,10 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
         upload = gr.File(label=f"question/answer .jsonl (≤ {MAX_UPLOAD_BYTES // 1_000_000} MB)",
                          file_types=[".jsonl"], type="filepath", height=120, elem_id="finetune-upload")
     with gr.Row():
-        n_prompts = gr.Number(64, label="prompts", precision=0, elem_id="finetune-prompts")
-        block = gr.Number(16, label="block size", precision=0, elem_id="finetune-block")
-        max_new = gr.Number(128, label="max new tokens per prompt", precision=0, elem_id="finetune-max-new")
-        steps = gr.Number(200, label="training steps", precision=0, elem_id="finetune-steps")
+        n_prompts = gr.Number(64, label="prompts", elem_id="finetune-prompts")
+        block = gr.Number(16, label="block size", elem_id="finetune-block")
+        max_new = gr.Number(128, label="max new tokens per prompt", elem_id="finetune-max-new")
+        steps = gr.Number(200, label="training steps", elem_id="finetune-steps")
         lr = gr.Number(5e-4, label="learning rate", elem_id="finetune-lr")
     with gr.Row():
         consistency = gr.Radio(["global", "local"], value="global", label="consistency loss",

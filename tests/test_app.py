@@ -11,6 +11,7 @@ from helpers import PROMPT, assert_offline_html, words_jsonl
 
 from app import ui
 from app.chat import Side, end_of
+from app.finetune import card_line, degraded, time_left
 from app.models import Models, Settings
 from model_utils.errors import UserError
 from model_utils.records import DecodeResult
@@ -363,3 +364,25 @@ def test_the_model_panel_loads_with_its_settings_unloads_and_refuses_clearly(cli
     assert status.startswith(f"✔ Unloaded `{base}`") and all(row[0] != base for row in table["data"])
     status, _ = client.predict(base, "auto", "auto", "none", api_name="/models_load")  # back to the app's defaults
     assert "quantisation **none**" in status
+
+
+def test_a_collapsed_model_is_flagged_at_the_end_of_a_run():
+    before = {"n": 6, "tokens_per_forward": 1.2, "format_rate": 1.0, "repeats": 0}
+    collapsed = before | {"tokens_per_forward": 9.5, "repeats": 4}  # "2222…" is many tokens per pass
+    assert degraded(before, collapsed).startswith("The model collapsed: 4 of 6 held-out answers repeat")
+    assert "answer format fell from 100% to 50%" in degraded(before, before | {"format_rate": 0.5})
+    assert degraded(before, before | {"tokens_per_forward": 2.0}) is None
+    assert "**1.20 → 9.50** tokens per forward" in card_line(before, collapsed)
+
+
+def test_the_time_left_comes_from_this_sessions_pace(monkeypatch):
+    monkeypatch.setattr("app.finetune.time.monotonic", lambda: 100.0)
+    assert time_left((90.0, 10), 12, 100) == ""  # too few steps to tell
+    assert time_left((90.0, 10), 20, 100) == " · about 80 s left"  # 1 s a step, 80 to go
+    assert time_left((90.0, 10), 20, 1000) == " · about 16 min left"
+
+
+def test_a_fractional_step_count_is_refused_not_rounded(client, base_model):
+    status, *_ = client.predict(base_model, "gsm8k", None, 3, 6, 16, 2.5, 1e-3, "global", 10.0, 0.1, False, True,
+                                "fractional", api_name="/finetune_start")
+    assert status == "⚠ The number of training steps must be a whole number (got 2.5)."

@@ -50,6 +50,7 @@ def test_chat_streams_both_panels_and_fills_the_metrics(page: Page, app_url, tin
     for side in ("left", "right"):
         expect(page.locator(f"#chat-{side} [data-testid=bot]")).to_contain_text(re.compile(r"w\d+"))
     expect(page.locator("#chat-match")).to_contain_text("first differ at token")
+    expect(page.locator("#chat-legend")).to_contain_text("became final this pass (fast-forwarded)")
 
 
 def test_stepper_steps_and_plays_frames(page: Page, app_url):
