@@ -8,13 +8,14 @@ import traceback
 from dataclasses import dataclass, field
 
 import gradio as gr
+import torch
 
 from app.inputs import MAX_UPLOAD_BYTES, real_number, whole_number
 from app.models import Models
 from app.runs import RUNS, SCORECARD, delete_run, list_runs, log_losses
 from model_utils.data import read_prompts
 from model_utils.errors import UserError
-from model_utils.loading import PROJECT_ROOT
+from model_utils.loading import DEFAULT_THREADS, PROJECT_ROOT
 from model_utils.quality import scorecard
 from model_utils.train import TrainConfig, last_complete_checkpoint, train
 from model_utils.trajectories import collect_trajectories
@@ -97,7 +98,12 @@ def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block:
             job.events.put(("phase", "training"))
             prompts = [r["prompt"] for r in read_prompts(HELD_OUT)[:CHECK_PROMPTS]]
             before = scorecard(model, tokenizer, prompts, block, max_new)
-            out = train(config, job)
+            decoding_threads = torch.get_num_threads()
+            torch.set_num_threads(DEFAULT_THREADS)  # training gets every core; decoding's setting comes back after
+            try:
+                out = train(config, job)
+            finally:
+                torch.set_num_threads(decoding_threads)
             models.add_trained(out)  # (and forgets a copy loaded before this run)
             job.events.put(("phase", "scoring the trained model"))
             after = scorecard(*models.get(out), prompts, block, max_new)

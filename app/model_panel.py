@@ -26,9 +26,17 @@ def settings_line(models: Models) -> str:
             f"{len(models.cache)} loaded (up to {models.capacity} are kept, the least recently used goes first).")
 
 
+def check_allowed(models: Models) -> None:
+    """On a shared app the settings belong to whoever started it: visitors would change them for everyone."""
+    if not models.settings.free_models:
+        raise UserError("This app is shared: its model settings are fixed by whoever started it (start it on "
+                        "127.0.0.1, or with --allow-any-model, to change them here).")
+
+
 def load(models: Models, name: str, device: str, dtype: str, quantisation: str, progress=gr.Progress()):  # noqa: B008
     """Make these the settings every later load uses, and load `name` with them now."""
     try:
+        check_allowed(models)
         if device not in DEVICES or dtype not in ("auto", *DTYPES) or quantisation not in QUANTISATION:
             raise UserError(f"Choose a device ({', '.join(DEVICES)}), a dtype and a quantisation from the lists.")
         with models.turn("loading a model"):
@@ -53,6 +61,7 @@ def load(models: Models, name: str, device: str, dtype: str, quantisation: str, 
 def unload(models: Models, name: str):
     """Drop every loaded copy of `name` (it loads again when next used)."""
     try:
+        check_allowed(models)
         with models.turn("unloading a model"):
             keys = [k for k in models.cache if k[0] == (name or "").strip()]
             if not keys:

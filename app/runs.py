@@ -37,10 +37,7 @@ def list_runs(root: str) -> list[dict]:
         trajectories = path + "-trajectories.jsonl"
         if os.path.exists(trajectories):
             size += os.path.getsize(trajectories)
-        card = None
-        if os.path.exists(os.path.join(path, SCORECARD)):
-            with open(os.path.join(path, SCORECARD)) as f:
-                card = json.load(f)
+        card = read_json(os.path.join(path, SCORECARD))
         runs.append({"name": name, "path": path, "state": run_state(path), "mb": size / 1e6,
                      "step": last_step(path), "scorecard": card, "mtime": os.path.getmtime(path)})
     return sorted(runs, key=lambda r: r["mtime"], reverse=True)
@@ -51,14 +48,30 @@ def last_step(path: str) -> int:
     return max((r["step"] for r in log_losses(path)), default=0)
 
 
+def read_json(path: str) -> dict | None:
+    """A JSON file's object, or None where it is missing or torn (a run killed while writing it)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def log_losses(path: str) -> list[dict]:
-    """The loss rows of a run's log.jsonl (quality-guard rows left out)."""
+    """The loss rows of a run's log.jsonl (quality-guard rows and a torn last line left out)."""
     log = os.path.join(path, LOG)
     if not os.path.exists(log):
         return []
-    with open(log, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [{k: r[k] for k in ("step", "loss", "consistency", "ar") if k in r} for r in rows if "loss" in r]
+    rows = []
+    with open(log, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return [{k: r[k] for k in ("step", "loss", "consistency", "ar") if k in r}
+            for r in rows if isinstance(r, dict) and "loss" in r and "step" in r]
 
 
 def delete_run(root: str, name: str) -> str:

@@ -22,5 +22,6 @@ done
 python -m bench.throughput --model gsm8k-cllm --prompts assets/data/gsm8k/test.jsonl --limit 32 \
   --batch-sizes 1,2,4,8,16 --device cpu --json "$OUT/throughput_gsm8k.json" | tee "$OUT/throughput_gsm8k.md"
 python -m bench.plot "$OUT/throughput_gsm8k.json" --out "$OUT/throughput.png"
+python -m bench.precision --model gsm8k-cllm --limit 20 --device cpu --json "$OUT/precision_cpu.json"
 python -m bench.plot "$OUT/speed_heldout.json" "$OUT/speed_gsm8k.json" "$OUT/speed_heldout_bf16.json" \
   "$OUT/speed_gsm8k_bf16.json" --out "$OUT/speed.png"

@@ -97,7 +97,9 @@ class BatchForward:
         width = max(len(w) for w in windows)
         ids = torch.tensor([w + [self.pad_id] * (width - len(w)) for w in windows], device=self.device)
         new = torch.tensor([[1] * len(w) + [0] * (width - len(w)) for w in windows], device=self.device)
-        positions = self.mask.sum(1, keepdim=True) + torch.arange(width, device=self.device)
+        lengths = torch.tensor([len(w) for w in windows], device=self.device)[:, None]
+        # padding slots repeat the row's last position, so none runs past the model's context
+        positions = self.mask.sum(1, keepdim=True) + torch.minimum(torch.arange(width, device=self.device), lengths - 1)
         self.mask = torch.cat([self.mask, new], dim=1)
         out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions, cache=self.cache,
                          use_cache=True)

@@ -43,9 +43,13 @@ class Forward:
     def cache_len(self) -> int:
         return self.cache.get_seq_length() if self.cache is not None else len(self.sequence)
 
-    @torch.inference_mode()
     def __call__(self, window: list[int], last_only: bool = False) -> list[int]:
         """Argmax predictions after each window token (one if last_only); the window joins the sequence."""
+        return self.logits(window, last_only).argmax(-1).tolist()
+
+    @torch.inference_mode()
+    def logits(self, window: list[int], last_only: bool = False) -> torch.Tensor:
+        """float32 logits after each window token (one row if last_only); the window joins the sequence."""
         start = len(self.sequence) if self.cache is not None else 0
         ids = window if self.cache is not None else self.sequence + window
         input_ids = torch.tensor([ids], device=self.device)
@@ -54,7 +58,7 @@ class Forward:
         out = self.model(input_ids=input_ids, position_ids=position_ids, cache=self.cache,
                          use_cache=self.cache is not None, logits_to_keep=keep)
         self.sequence += window
-        return out.logits[0, -keep:].float().argmax(-1).tolist()
+        return out.logits[0, -keep:].float()
 
     def rollback(self, n: int) -> None:
         """Forget the last n tokens of the sequence."""
@@ -91,7 +95,7 @@ def check_inputs(model: PreTrainedModel, prompt_ids: list[int], max_new_tokens: 
     return min(max_new_tokens, limit - len(prompt_ids)) if limit is not None else max_new_tokens
 
 
-def _finish(new_tokens: list[int], known: list[int], eos_ids: set[int],
+def cut_at_stop(new_tokens: list[int], known: list[int], eos_ids: set[int],
             max_new_tokens: int) -> tuple[list[int], str | None]:
     """Cut a pass's new tokens at the first EOS or the length limit; say why decoding stops."""
     for i, t in enumerate(new_tokens):
@@ -135,7 +139,7 @@ class JacobiRow:
 
     def begin(self, first: int, seconds: float) -> Pass:
         """Take the prefill's prediction (the first new token) and set up the first window."""
-        self.known, self.stop = _finish([first], [], self.eos_ids, self.max_new_tokens)
+        self.known, self.stop = cut_at_stop([first], [], self.eos_ids, self.max_new_tokens)
         self.n_passes = 1
         if self.stop is None:
             self.window = self.known[-1:] + self.guesses(min(self.block_size, self.max_new_tokens - 1) - 1)
@@ -151,7 +155,7 @@ class JacobiRow:
         f = 1
         while f < s and window[f] == predicted[f - 1]:
             f += 1
-        tokens, self.stop = _finish(window[1:f] + [predicted[f - 1]], self.known, self.eos_ids, self.max_new_tokens)
+        tokens, self.stop = cut_at_stop(window[1:f] + [predicted[f - 1]], self.known, self.eos_ids, self.max_new_tokens)
         self.known += tokens
         converged = f == s
         guess = [window[0]] + (predicted if self.scheme == "sliding" or converged else predicted[:-1])
@@ -210,12 +214,24 @@ def _passes(row: JacobiRow, fwd: Forward) -> Iterator[Pass]:
 
 def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",
                   block_size: int = 16, max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
-                  scheme: str = "sliding", seed: int = 0, use_cache: bool = True) -> Iterator[Pass]:
-    """The pass generator of greedy "ar" or "jacobi" decoding (block_size, scheme and seed are Jacobi's)."""
+                  scheme: str = "sliding", seed: int = 0, use_cache: bool = True, temperature: float = 0.0,
+                  top_k: int = 0, top_p: float = 1.0) -> Iterator[Pass]:
+    """The pass generator of "ar" or "jacobi" decoding: greedy at temperature 0, else sampled exactly as AR
+    sampling would (model_utils.sampling; sliding scheme). block_size and scheme are Jacobi's; seed seeds Jacobi's
+    guesses and every draw."""
+    if decoder not in DECODERS:
+        raise UserError(f"Unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}.")
+    if temperature < 0:
+        raise UserError(f"The temperature must be 0 (greedy) or above (got {temperature}).")
+    if temperature > 0:
+        from model_utils.sampling import Sampling, sampled_passes  # sampling builds on this module
+        if decoder == "jacobi" and scheme != "sliding":
+            raise UserError("Sampled Jacobi decoding uses the sliding scheme: choose --scheme sliding.")
+        return sampled_passes(model, prompt_ids, block_size=1 if decoder == "ar" else block_size,
+                              max_new_tokens=max_new_tokens, eos_ids=eos_ids, seed=seed, use_cache=use_cache,
+                              sampling=Sampling(temperature, top_k, top_p))
     if decoder == "ar":
         return ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids, use_cache=use_cache)
-    if decoder != "jacobi":
-        raise UserError(f"Unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}.")
     return jacobi_passes(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens,
                          eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache)
 
@@ -238,11 +254,12 @@ def to_result(passes: Iterable[Pass], prompt_ids: list[int], *, decoder: str, sc
 
 def decode(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",
            block_size: int = 16, max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
-           scheme: str = "sliding", seed: int = 0, use_cache: bool = True,
-           tokenizer=None) -> DecodeResult:
-    """Decode greedily with "ar" or "jacobi" and return the whole record."""
+           scheme: str = "sliding", seed: int = 0, use_cache: bool = True, temperature: float = 0.0,
+           top_k: int = 0, top_p: float = 1.0, tokenizer=None) -> DecodeResult:
+    """Decode with "ar" or "jacobi" (greedy, or sampled at temperature > 0) and return the whole record."""
     passes = decode_passes(model, prompt_ids, decoder=decoder, block_size=block_size, max_new_tokens=max_new_tokens,
-                           eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache)
+                           eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache, temperature=temperature,
+                           top_k=top_k, top_p=top_p)
     return to_result(passes, prompt_ids, decoder=decoder, scheme=scheme, block_size=block_size, eos_ids=eos_ids,
                      tokenizer=tokenizer)
 

@@ -187,7 +187,7 @@ def collate(items: list[dict], pad_id: int) -> dict:
 
 
 class ConsistencyTrainer(Trainer):
-    """Trainer whose loss is consistency + ar_weight · AR; keeps the last step's parts for logging."""
+    """Trainer whose loss is consistency + ar_weight · AR; keeps each micro-batch's parts for the step's log row."""
 
     def __init__(self, *args, ar_weight: float, label_smoothing: float, reuse_ar_as_target: bool,
                  frozen_target: bool = False, **kwargs):
@@ -195,7 +195,16 @@ class ConsistencyTrainer(Trainer):
         self.ar_weight, self.label_smoothing, self.reuse = ar_weight, label_smoothing, reuse_ar_as_target
         # copied after Trainer has placed the model, so the copy sits on the training device
         self.target_model = copy.deepcopy(self.model).eval().requires_grad_(False) if frozen_target else None
-        self.last_losses: dict = {}
+        self.micro: list[tuple[list[float], list[int]]] = []  # this step's (losses, records) per micro-batch
+
+    def step_losses(self) -> dict:
+        """The step's losses (mean over its micro-batches and processes) and every record it trained; resets."""
+        if not self.micro:
+            return {}
+        means = [sum(m[0][i] for m in self.micro) / len(self.micro) for i in range(3)]
+        records = sorted(r for _, rs in self.micro for r in rs)
+        self.micro = []
+        return {"consistency": means[0], "ar": means[1], "loss": means[2], "records": records}
 
     def target_logits(self, model, inputs, ar_logits: torch.Tensor) -> torch.Tensor:
         """Logits on prefix + target state: the frozen start model's, or the model's own under stop-gradient."""
@@ -217,8 +226,7 @@ class ConsistencyTrainer(Trainer):
         l_c = consistency_loss(student_logits, target_logits, keep)
         loss = l_c + self.ar_weight * l_ar
         mean = self.accelerator.reduce(torch.stack([l_c, l_ar, loss]).detach(), "mean")  # over the processes
-        self.last_losses = {"consistency": mean[0].item(), "ar": mean[1].item(), "loss": mean[2].item(),
-                            "records": sorted(self.accelerator.gather(inputs["index"]).tolist())}
+        self.micro.append((mean.tolist(), self.accelerator.gather(inputs["index"]).tolist()))
         return (loss, None) if return_outputs else loss
 
 
@@ -226,9 +234,9 @@ class StepReporter(TrainerCallback):
     """Per-step losses to log.jsonl and the app's callback; cancel; the quality guard at each save."""
 
     def __init__(self, trainer: ConsistencyTrainer, dataset: TrajectoryDataset, log_path: str,
-                 guard: QualityGuard | None, callback: Callback | None):
+                 guard: QualityGuard | None, callback: Callback | None, sharded: bool = False):
         self.trainer, self.dataset, self.log_path = trainer, dataset, log_path
-        self.guard, self.callback = guard, callback
+        self.guard, self.callback, self.sharded = guard, callback, sharded
         self.cancelled = False
 
     def write(self, row: dict) -> None:
@@ -241,7 +249,7 @@ class StepReporter(TrainerCallback):
         self.dataset.epoch = int(state.epoch or 0)
 
     def on_step_end(self, args, state, control, **kwargs):
-        losses = self.trainer.last_losses | {"lr": self.trainer.lr_scheduler.get_last_lr()[0]}
+        losses = self.trainer.step_losses() | {"lr": self.trainer.lr_scheduler.get_last_lr()[0]}
         self.write({"step": state.global_step, **losses})
         if self.callback:
             self.callback.on_step(state.global_step, state.max_steps, losses)
@@ -251,7 +259,8 @@ class StepReporter(TrainerCallback):
                 control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
-        if self.guard and self.trainer.is_world_process_zero():
+        # a sharded model needs every process in each forward: there all run the guard, the main one reports
+        if self.guard and (self.sharded or self.trainer.is_world_process_zero()):
             report = self.guard.check(self.trainer.model)
             self.write({"step": state.global_step, "guard": report})
             if self.callback:
@@ -344,12 +353,14 @@ def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
         reuse_ar_as_target=config.consistency == "global" and not config.gt_labels,
         frozen_target=config.frozen_target)
     guard = QualityGuard(tokenizer, config.guard_prompts, config.guard_max_new_tokens) if config.guard_prompts else None
-    reporter = StepReporter(trainer, dataset, os.path.join(config.out, LOG), guard, callback)
+    reporter = StepReporter(trainer, dataset, os.path.join(config.out, LOG), guard, callback, sharded)
     trainer.add_callback(reporter)
     if guard and not resume_from:
         reporter.write({"step": 0, "guard": guard.check(model)})
     trainer.train(resume_from_checkpoint=resume_from)
-    if sharded:
+    if sharded:  # gathered whole for the final model (the checkpoints stay sharded)
+        if trainer.is_fsdp_enabled:
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
         trainer.save_model(config.out)  # every process hands in its shards; the main process writes
     if processes.is_main_process:
         if not sharded:

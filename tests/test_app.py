@@ -9,10 +9,11 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from helpers import PROMPT, assert_offline_html, words_jsonl
 
-from app import ui
+from app import model_panel, ui
 from app.chat import Side, end_of
 from app.finetune import card_line, degraded, time_left
 from app.models import Models, Settings
+from app.runs import list_runs
 from model_utils.errors import UserError
 from model_utils.records import DecodeResult
 from model_utils.streaming import TextStream
@@ -386,3 +387,24 @@ def test_a_fractional_step_count_is_refused_not_rounded(client, base_model):
     status, *_ = client.predict(base_model, "gsm8k", None, 3, 6, 16, 2.5, 1e-3, "global", 10.0, 0.1, False, True,
                                 "fractional", api_name="/finetune_start")
     assert status == "⚠ The number of training steps must be a whole number (got 2.5)."
+
+
+def test_a_failed_load_keeps_the_settings_and_a_shared_app_keeps_its_own():
+    models = Models(Settings())
+    status, _ = model_panel.load(models, "no/such/model", "cpu", "float32", "8-bit")
+    assert status.startswith("⚠") and (models.settings.device, models.settings.dtype, models.settings.bits) == (
+        "auto", "auto", None)
+    shared = Models(Settings(free_models=False))
+    for status, _ in (model_panel.load(shared, "gsm8k-cllm", "cpu", "float32", "8-bit"),
+                      model_panel.unload(shared, "gsm8k-cllm")):
+        assert status.startswith("⚠ This app is shared") and shared.settings.bits is None and not shared.cache
+
+
+def test_a_torn_log_or_scorecard_does_not_stop_the_runs_list(tmp_path):
+    run = tmp_path / "torn-run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "log.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    (run / "scorecard.json").write_text('{"before": ')
+    [listed] = list_runs(str(tmp_path))
+    assert listed["step"] == 1 and listed["scorecard"] is None and listed["state"] == "cancelled"

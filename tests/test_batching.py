@@ -113,3 +113,11 @@ def test_more_rows_than_prompts():
     model = tiny_model("qwen2", dtype=torch.float64)
     alone = decode(model, PROMPTS[1], max_new_tokens=MAX_NEW).token_ids
     assert batch_decode(model, PROMPTS[1:2], batch_size=16, max_new_tokens=MAX_NEW)[0].token_ids == alone
+
+
+def test_rows_near_the_end_of_the_context_stay_inside_it():
+    """gpt2 has absolute positions (128 here): a short row's padding slots must not point past them."""
+    model = tiny_model("gpt2")
+    prompts = [[1] + [5 + i % 80 for i in range(110)], [1, 17, 33]]
+    alone = [decode(model, p, block_size=16, max_new_tokens=40).token_ids for p in prompts]
+    assert [r.token_ids for r in batch_decode(model, prompts, block_size=16, max_new_tokens=40)] == alone

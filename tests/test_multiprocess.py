@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from helpers import BLOCK, MAX_NEW, ROOT, ROWS, free_port
 from safetensors.torch import load_file
 
@@ -54,8 +55,10 @@ def test_two_processes_train_the_records_one_process_trains_and_resume(base, tra
         assert b["records"] == a["records"] and len(set(b["records"])) == 2  # each process its own record
         assert b["loss"] == pytest.approx(a["loss"], rel=0.05)
         assert b["consistency"] == pytest.approx(a["consistency"], rel=0.05)
-    w_one, w_two = weights(one), weights(two)
-    assert max((w_one[k] - w_two[k]).abs().max().item() for k in w_one) < 1e-2
+    w_start, w_one, w_two = weights(base), weights(one), weights(two)
+    moved_one = torch.cat([(w_one[k] - w_start[k]).flatten() for k in w_start])
+    moved_two = torch.cat([(w_two[k] - w_start[k]).flatten() for k in w_start])
+    assert (moved_one - moved_two).norm() / moved_one.norm() < 0.3  # the same updates (measured: 0.12)
 
     # a kill after the step-2 checkpoint: the two-process run resumes and ends where it would have
     resumed = tmp_path / "resumed"

@@ -138,3 +138,11 @@ def test_block_size_mismatch_and_existing_output_are_refused(base, trajectories,
     assert (out / "keep.txt").read_text() == "precious"
     train(TrainConfig(model=base, trajectories=trajectories, out=str(out), max_steps=1, device="cpu", overwrite=True))
     assert not (out / "keep.txt").exists()
+
+
+def test_each_log_row_covers_every_micro_batch_of_its_step(base, trajectories, tmp_path):
+    out = str(tmp_path / "accum")
+    train(TrainConfig(model=base, trajectories=trajectories, out=out, max_steps=2, batch_size=2, grad_accum=3,
+                      lr=1e-3, device="cpu", save_steps=2))
+    rows = [r for r in read(os.path.join(out, "log.jsonl")) if "loss" in r]
+    assert [r["step"] for r in rows] == [1, 2] and all(len(r["records"]) == 6 for r in rows)

@@ -115,3 +115,15 @@ def test_figures_round_trip_through_json():
     fig = trajectory_figure(worked_example())
     again = go.Figure(json.loads(fig.to_json()))
     assert len(again.frames) == 3
+
+
+def test_a_long_token_is_cut_in_its_cell_and_whole_on_hover():
+    result = decode(tiny_model("llama"), [1, 5, 6], decoder="jacobi", block_size=4, max_new_tokens=6)
+    for p in result.passes:
+        p.guess_text = [f"a-very-long-token-{t}" for t in p.guess]
+    heat = trajectory_figure(result).data[0]
+    cells = [(text, hover) for row_t, row_h in zip(heat.text, heat.hovertext) for text, hover in zip(row_t, row_h)
+             if text]
+    assert cells and all(len(text) <= 9 and text.endswith("…") for text, _ in cells)
+    assert all("a-very-long-token-" in hover.split(" (id")[0] and len(hover.split(" (id")[0]) > 18
+               for _, hover in cells)
