@@ -54,6 +54,30 @@ def add_decoding_args(p: argparse.ArgumentParser, decoder: str | None = "jacobi"
     g.add_argument("--seed", type=int, default=0, help="seed of Jacobi's initial guesses (default: 0)")
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0 (got {text})")
+    return value
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """--temperature (0: greedy), --top-k, --top-p; sampled Jacobi is distributed exactly as AR sampling."""
+    g = p.add_argument_group("sampling")
+    g.add_argument("--temperature", type=non_negative_float, default=0.0,
+                   help="0 (default): greedy; above 0: sample (AR and Jacobi give the same distribution)")
+    g.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0: all)")
+    g.add_argument("--top-p", type=float, default=1.0, help="sample within the top-p probability mass (1: all)")
+
+
+def sampling_options(args: argparse.Namespace) -> dict:
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+
+
 def load_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of load_model that add_model_args gathered."""
     return dict(device=args.device, dtype=args.dtype, bits=getattr(args, "bits", None),

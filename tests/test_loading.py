@@ -176,3 +176,18 @@ def test_generate_sets_its_threads(saved_llama):
             assert torch.get_num_threads() == wanted
     finally:
         torch.set_num_threads(before)
+
+
+def test_cli_samples_reproducibly_and_refuses_sampling_in_a_batch(saved_llama, tmp_path, capsys):
+    args = ["--model", saved_llama, "--prompt", "w5 w9", "--max-new-tokens", "10", "--device", "cpu", "--json",
+            "--temperature", "0.8", "--top-k", "20", "--seed", "4"]
+    outputs = []
+    for _ in range(2):
+        assert generate.main(args) == 0
+        outputs.append(json.loads(capsys.readouterr().out)["token_ids"])
+    assert outputs[0] == outputs[1]
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "w5"}\n{"prompt": "w6"}\n')
+    assert generate.main(["--model", saved_llama, "--prompts-file", str(path), "--batch-size", "2", "--device", "cpu",
+                          "--temperature", "0.8"]) == 2
+    assert "Batched decoding is greedy" in capsys.readouterr().err
