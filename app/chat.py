@@ -9,7 +9,7 @@ from functools import partial
 
 import gradio as gr
 
-from app.inputs import whole_number
+from app.inputs import real_number, whole_number
 from app.models import Models
 from model_utils.decoding import SCHEMES, check_inputs, decode_passes, to_result
 from model_utils.errors import UserError
@@ -88,7 +88,8 @@ DECODERS = {"AR": "ar", "Jacobi": "jacobi"}  # the panels' labels of the library
 
 
 def start_side(models: Models, name: str, decoder: str, block_size: int, scheme: str,
-               messages: list[dict], max_new_tokens: int) -> Side:
+               messages: list[dict], max_new_tokens: int, sampling: dict | None = None) -> Side:
+    """One panel's run, its prefill done; sampling: temperature, top_k, top_p and seed (None: greedy)."""
     if decoder not in DECODERS:
         raise UserError(f"Unknown decoder {decoder!r}: choose AR or Jacobi.")
     model, tokenizer = models.get(name)
@@ -98,7 +99,8 @@ def start_side(models: Models, name: str, decoder: str, block_size: int, scheme:
     room = check_inputs(model, prompt_ids, max_new_tokens, shape["block_size"])
     side = Side(**shape, prompt_ids=prompt_ids, eos=eos, stream=TextStream(tokenizer), requested=max_new_tokens,
                 room=room,
-                passes_left=decode_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos, **shape))
+                passes_left=decode_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos, **shape,
+                                          **(sampling or {})))
     if side.decoder == "ar":
         side.scheme, side.block_size = None, 1
     side.step()  # the prefill runs now, so bad input (a prompt over the context) is refused before streaming
@@ -170,8 +172,9 @@ def history(turns: list[dict], side: str, prompt: str) -> list[dict]:
 
 
 def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder: str, l_block: int,
-         l_scheme: str, r_model: str, r_decoder: str, r_block: int, r_scheme: str, max_new_tokens: int):
-    """Stream both panels pass by pass; each decoder is timed on its own passes only."""
+         l_scheme: str, r_model: str, r_decoder: str, r_block: int, r_scheme: str, max_new_tokens: int,
+         temperature=0.0, top_k=0, top_p=1.0, seed=0):
+    """Stream both panels pass by pass; each decoder is timed on its own passes only (greedy at temperature 0)."""
     try:
         with models.turn("streaming a chat"):
             prompt = prompt if isinstance(prompt, str) else ""
@@ -179,22 +182,28 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
                 raise UserError(f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
             if not prompt.strip():
                 raise UserError("The prompt is empty: type something to continue.")
+            sampling = dict(temperature=real_number(temperature, "temperature"), top_k=whole_number(top_k, "top-k"),
+                            top_p=real_number(top_p, "top-p"), seed=whole_number(seed, "seed"))
             left = start_side(models, l_model, l_decoder, l_block, l_scheme, history(turns, "left", prompt),
-                              whole_number(max_new_tokens, "number of new tokens"))
+                              whole_number(max_new_tokens, "number of new tokens"), sampling)
             right = start_side(models, r_model, r_decoder, r_block, r_scheme, history(turns, "right", prompt),
-                               whole_number(max_new_tokens, "number of new tokens"))
+                               whole_number(max_new_tokens, "number of new tokens"), sampling)
             turns = turns + [{}]
             template = (f"**left** ({len(left.prompt_ids)} tokens)\n```text\n{template_text(left)}\n```\n"
                         f"**right** ({len(right.prompt_ids)} tokens)\n```text\n{template_text(right)}\n```")
-            notes = " ".join(f"{name}: the model's context leaves room for {side.room} new tokens, not "
+            notes = " ".join(f"✂ {name}: the model's context leaves room for {side.room} new tokens, not "
                              f"{side.requested}." for name, side in (("Left", left), ("Right", right))
                              if side.room < side.requested)
+            if sampling["temperature"] > 0:
+                notes += (f" 🎲 Sampling at temperature {sampling['temperature']:g} (seed {sampling['seed']}): each "
+                          f"panel draws its own answer, so the two can differ; Jacobi's answers follow exactly the "
+                          f"distribution of AR sampling.")
             while True:
                 turns[-1] = {"user": prompt, "left": left.text, "right": right.text,
                              "left_html": highlighted(left.chunks), "right_html": highlighted(right.chunks)}
                 yield (bubbles(turns, "left"), bubbles(turns, "right"), metrics_line(left, right, "right"),
                        metrics_line(right, left, "left"), template, match_line(left, right), turns,
-                       f"✂ {notes}" if notes else "")
+                       notes.strip())
                 if left.done and right.done:
                     return
                 for side in (left, right):
@@ -252,12 +261,18 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
         clear = gr.Button("Clear", elem_id="clear")
         max_new = gr.Number(256, minimum=1, maximum=MAX_NEW, step=1, label=f"max new tokens (1–{MAX_NEW})",
                             elem_id="max-new-tokens")
+    with gr.Accordion("Sampling (temperature 0 is greedy: Jacobi then reproduces AR exactly)", open=False):
+        with gr.Row():
+            temperature = gr.Number(0.0, minimum=0, maximum=5, label="temperature (0–5)", elem_id="temperature")
+            top_k = gr.Number(0, minimum=0, maximum=10_000, step=1, label="top-k (0: off)", elem_id="top-k")
+            top_p = gr.Number(1.0, minimum=0.01, maximum=1, label="top-p (1: off)", elem_id="top-p")
+            seed = gr.Number(0, minimum=0, step=1, label="seed", elem_id="seed")
     status = gr.Markdown(label="status", elem_id="chat-status")
     for path, label in EXAMPLE_SETS:
         questions = example_questions(path)
         if questions:
             gr.Examples([[q] for q in questions], inputs=[prompt], label=label)
-    inputs = [prompt, turns, *settings[0], *settings[1], max_new]
+    inputs = [prompt, turns, *settings[0], *settings[1], max_new, temperature, top_k, top_p, seed]
     outputs = [chats[0], chats[1], metrics[0], metrics[1], template, match, turns, status]
     event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
                   concurrency_id=concurrency_id, show_progress="hidden",

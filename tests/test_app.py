@@ -408,3 +408,19 @@ def test_a_torn_log_or_scorecard_does_not_stop_the_runs_list(tmp_path):
     (run / "scorecard.json").write_text('{"before": ')
     [listed] = list_runs(str(tmp_path))
     assert listed["step"] == 1 and listed["scorecard"] is None and listed["state"] == "cancelled"
+
+
+def test_chat_samples_reproducibly_and_says_so(client, tiny_models):
+    base, cllm = tiny_models
+
+    def sampled(seed):
+        client.predict(api_name="/clear")
+        return client.submit(PROMPT, cllm, "AR", 6, "sliding", cllm, "Jacobi", 6, "sliding", 24, 0.9, 20, 0.95, seed,
+                             api_name="/chat").result()
+    first, again, other = sampled(1), sampled(1), sampled(2)
+    assert first[:2] == again[:2] and (first[0], first[1]) != (other[0], other[1])
+    assert "🎲 Sampling at temperature 0.9 (seed 1)" in first[-1]
+    client.predict(api_name="/clear")
+    *_, status = client.submit(PROMPT, cllm, "AR", 6, "sliding", cllm, "Jacobi", 6, "block", 24, 0.9, 0, 1.0, 1,
+                               api_name="/chat").result()
+    assert status.startswith("⚠") and "sliding scheme" in status
