@@ -147,8 +147,9 @@ class BatchForward:
 def batch_decode_passes(model: PreTrainedModel, prompts: list[list[int]], *, decoder: str = "jacobi",
                         batch_size: int = 8, block_size: int = 16, max_new_tokens: int = 256,
                         eos_ids: set[int] = frozenset(), scheme: str = "sliding",
-                        seed: int | list[int] = 0, pad_id: int = 0) -> Iterator[tuple[int, Pass]]:
-    """Decode every prompt greedily, up to batch_size rows per pass; yield (prompt index, pass) as they happen.
+                        seed: int | list[int] = 0, pad_id: int = 0) -> Iterator[tuple[int, Pass, bool]]:
+    """Decode every prompt greedily, up to batch_size rows per pass; yield (prompt index, pass, whether that
+    prompt is finished) as they happen.
 
     A pass's seconds are those of the batched forward it was part of. seed seeds every prompt's Jacobi
     guesses as one-at-a-time decoding would; a list gives prompt i its own seed[i].
@@ -172,7 +173,8 @@ def batch_decode_passes(model: PreTrainedModel, prompts: list[list[int]], *, dec
             firsts = fwd.add([rows[i].prompt_ids for i in joining])
             seconds = time.perf_counter() - t0
             for i, first in zip(joining, firsts):
-                yield i, rows[i].begin(first, seconds)
+                p = rows[i].begin(first, seconds)
+                yield i, p, rows[i].stop is not None
             active += joining
         else:
             t0 = time.perf_counter()
@@ -182,7 +184,7 @@ def batch_decode_passes(model: PreTrainedModel, prompts: list[list[int]], *, dec
             seconds = time.perf_counter() - t0
             for i, p in zip(active, passes):
                 p.seconds = seconds
-                yield i, p
+                yield i, p, rows[i].stop is not None
         alive = [b for b, i in enumerate(active) if rows[i].stop is None]
         fwd.drop(alive)
         active = [active[b] for b in alive]
@@ -195,7 +197,7 @@ def batch_decode(model: PreTrainedModel, prompts: list[list[int]], *, decoder: s
                  tokenizer=None) -> list[DecodeResult]:
     """Every prompt's record, in input order, decoded in batches of up to batch_size rows."""
     passes: list[list[Pass]] = [[] for _ in prompts]
-    for i, p in batch_decode_passes(model, prompts, decoder=decoder, batch_size=batch_size, block_size=block_size,
+    for i, p, _ in batch_decode_passes(model, prompts, decoder=decoder, batch_size=batch_size, block_size=block_size,
                                     max_new_tokens=max_new_tokens, eos_ids=eos_ids, scheme=scheme, seed=seed,
                                     pad_id=pad_id):
         passes[i].append(p)

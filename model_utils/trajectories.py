@@ -5,18 +5,19 @@ record holds the prefix before the block, every state from the initial guess to 
 and the fixed point appended to the prefix (the teacher output).
 """
 import hashlib
+import itertools
 import json
 import os
 import random
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from model_utils.batching import batch_decode
+from model_utils.batching import batch_decode_passes
 from model_utils.data import check_writable
-from model_utils.decoding import check_inputs, decode
+from model_utils.decoding import check_inputs, decode, to_result
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids
 from model_utils.locks import sole_writer
@@ -63,30 +64,42 @@ def augment(trajectory: list[list[int]], rng: random.Random) -> list[list[int]]:
 
 
 def decode_prompts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: list[tuple[int, dict]], *,
-                   block_size: int, max_new_tokens: int, seed: int, batch_size: int = 1) -> list[DecodeResult | str]:
-    """Each prompt's block-scheme decoding (seeded by its row number), or why it cannot be decoded.
+                   block_size: int, max_new_tokens: int, seed: int,
+                   batch_size: int = 1) -> Iterator[DecodeResult | str]:
+    """Each prompt's block-scheme decoding (seeded by its row number), or why it cannot be decoded, in input order.
 
-    batch_size > 1 decodes the prompts together (model_utils.batching): the same passes, fewer forwards.
+    batch_size > 1 decodes up to that many prompts together with continuous batching (model_utils.batching: the
+    same passes, fewer forwards); a result waits only for the ones before it.
     """
-    prompts, out = [], []
-    for _, row in items:
+    prompts, problems = [], {}
+    for k, (_, row) in enumerate(items):
         prompts.append(encode_prompt(tokenizer, row["prompt"]))
         try:
             check_inputs(model, prompts[-1], max_new_tokens, block_size)
-            out.append(None)
         except UserError as e:  # this row can never pass
-            out.append(str(e))
-    todo = [k for k, problem in enumerate(out) if problem is None]
+            problems[k] = str(e)
+    todo = [k for k in range(len(items)) if k not in problems]
     options = dict(scheme="block", block_size=block_size, max_new_tokens=max_new_tokens,
                    eos_ids=eos_ids(model, tokenizer))
-    if batch_size > 1:
-        results = batch_decode(model, [prompts[k] for k in todo], decoder="jacobi", batch_size=batch_size,
-                               seed=[seed + items[k][0] for k in todo], pad_id=tokenizer.pad_token_id or 0, **options)
-    else:
-        results = [decode(model, prompts[k], decoder="jacobi", seed=seed + items[k][0], **options) for k in todo]
-    for k, result in zip(todo, results):
-        out[k] = result
-    return out
+    if batch_size == 1:
+        for k in range(len(items)):
+            yield problems.get(k) or decode(model, prompts[k], decoder="jacobi", seed=seed + items[k][0], **options)
+        return
+    passes, finished, ready = {k: [] for k in todo}, {}, 0
+    stream = batch_decode_passes(model, [prompts[k] for k in todo], decoder="jacobi", batch_size=batch_size,
+                                 seed=[seed + items[k][0] for k in todo], pad_id=tokenizer.pad_token_id or 0,
+                                 **options)
+    for j, p, done in itertools.chain(stream, [(None, None, True)]):
+        if j is not None:
+            k = todo[j]
+            passes[k].append(p)
+            if not done:
+                continue
+            finished[k] = to_result(passes.pop(k), prompts[k], decoder="jacobi", scheme="block",
+                                    block_size=block_size, eos_ids=options["eos_ids"])
+        while ready < len(items) and (ready in problems or ready in finished):
+            yield problems.get(ready) or finished.pop(ready)
+            ready += 1
 
 
 def prompt_records(tokenizer: PreTrainedTokenizerBase, row: dict, data_id: int, result: DecodeResult, *,
@@ -197,22 +210,20 @@ def append_records(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, m
     done = finished_ids(out_path)
     todo = [(i, row) for i, row in mine if f"data_{i}" not in done]
     written, count = 0, len(mine) - len(todo)
+    results = decode_prompts(model, tokenizer, todo, block_size=block_size, max_new_tokens=max_new_tokens, seed=seed,
+                             batch_size=batch_size)
     with open(out_path, "a", encoding="utf-8") as f:
-        for start in range(0, len(todo), batch_size):
-            items = todo[start: start + batch_size]
-            results = decode_prompts(model, tokenizer, items, block_size=block_size, max_new_tokens=max_new_tokens,
-                                     seed=seed, batch_size=batch_size)
-            for (i, row), result in zip(items, results):
-                records = []
-                if isinstance(result, str):
-                    (on_skip or warn_skipped)(i + 1, result)
-                else:
-                    records = prompt_records(tokenizer, row, i, result, block_size=block_size, labels=labels,
-                                             do_augment=augment, seed=seed)
-                f.write("".join(json.dumps(r) + "\n" for r in records))
-                f.flush()
-                written += len(records)
-            count += len(items)
+        for (i, row), result in zip(todo, results):
+            records = []
+            if isinstance(result, str):
+                (on_skip or warn_skipped)(i + 1, result)
+            else:
+                records = prompt_records(tokenizer, row, i, result, block_size=block_size, labels=labels,
+                                         do_augment=augment, seed=seed)
+            f.write("".join(json.dumps(r) + "\n" for r in records))
+            f.flush()
+            written += len(records)
+            count += 1
             if progress:
                 progress(count, len(mine))
     return written
