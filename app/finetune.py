@@ -96,7 +96,7 @@ def work(models: Models, job: Job, rows: list[dict], config: TrainConfig, block:
             collect_trajectories(model, tokenizer, rows, config.trajectories, block_size=block,
                                  max_new_tokens=max_new, labels=config.gt_labels, progress=collected)
             job.events.put(("phase", "training"))
-            prompts = [r["prompt"] for r in read_prompts(HELD_OUT)[:CHECK_PROMPTS]]
+            prompts = config.guard_prompts  # the scorecard checks the prompts the guard watches
             before = scorecard(model, tokenizer, prompts, block, max_new)
             decoding_threads = torch.get_num_threads()
             torch.set_num_threads(DEFAULT_THREADS)  # training gets every core; decoding's setting comes back after

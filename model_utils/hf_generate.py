@@ -57,6 +57,7 @@ def jacobi_generate(model: PreTrainedModel, input_ids: torch.LongTensor, logits_
             for row, m in zip(input_ids, mask if mask is not None else input_ids)]
     options = dict(block_size=jacobi_block_size, max_new_tokens=max_new_tokens, eos_ids=eos, scheme=jacobi_scheme)
     streamer = caller_streamer()
+    pad = config.pad_token_id if config.pad_token_id is not None else 0
     if len(rows) == 1:
         passes = []
         for p in jacobi_passes(model, rows[0], seed=jacobi_seed, **options):
@@ -68,13 +69,11 @@ def jacobi_generate(model: PreTrainedModel, input_ids: torch.LongTensor, logits_
     else:
         if streamer is not None:
             raise UserError("A streamer takes one row at a time: stream a batch of one, or leave the streamer out.")
-        pad = config.pad_token_id if config.pad_token_id is not None else 0
         results = batch_decode(model, rows, decoder="jacobi", batch_size=len(rows), seed=jacobi_seed, pad_id=pad,
                                **options)
     if streamer is not None:
         streamer.end()
     width = max(len(r.token_ids) for r in results)
-    pad = config.pad_token_id if config.pad_token_id is not None else 0
     new = torch.tensor([r.token_ids + [pad] * (width - len(r.token_ids)) for r in results], device=input_ids.device)
     sequences = torch.cat([input_ids, new.to(input_ids.dtype)], dim=1)
     if not config.return_dict_in_generate:
