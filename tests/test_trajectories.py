@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import BLOCK, MAX_NEW, ROWS, read
 
+from model_utils import collect
 from model_utils.decoding import decode
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids
@@ -144,3 +145,12 @@ def test_merge_takes_only_finished_prompts_of_a_torn_part(trajectories, tmp_path
     _, prompts = merge_trajectories([str(torn)], out)
     finished = {r["data_id"] for r in read(trajectories)} - {json.loads(lines[-1])["data_id"]}
     assert prompts == len(finished) and {r["data_id"] for r in read(out)} == finished
+
+
+def test_a_shard_under_a_launcher_is_refused_in_one_sentence(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert collect.main(["--model", "gsm8k-base", "--data", "x.jsonl", "--out", str(tmp_path / "t.jsonl"),
+                         "--shard", "0/2"]) == 2
+    err = capsys.readouterr().err
+    assert "--shard is taken from the process rank" in err and len(err.strip().splitlines()) == 1
