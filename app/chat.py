@@ -11,7 +11,7 @@ import gradio as gr
 
 from app.inputs import real_number, whole_number
 from app.models import Models
-from model_utils.decoding import SCHEMES, check_inputs, decode_passes, to_result
+from model_utils.decoding import FASTEST, SCHEMES, check_inputs, decode_passes, to_result
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT, encode_prompt, eos_ids
 from model_utils.metrics import summarize
@@ -56,6 +56,7 @@ class Side:
     room: int = 0  # max new tokens the model's context leaves after the prompt (≤ requested)
     passes: list[Pass] = field(default_factory=list)
     chunks: list[tuple[str, int]] = field(default_factory=list)  # text of each pass, tokens it made final
+    speedups: dict = field(default_factory=dict)  # candidates and adaptive, as decode_passes took them
     done: bool = False
 
     @property
@@ -88,8 +89,9 @@ DECODERS = {"AR": "ar", "Jacobi": "jacobi"}  # the panels' labels of the library
 
 
 def start_side(models: Models, name: str, decoder: str, block_size: int, scheme: str,
-               messages: list[dict], max_new_tokens: int, sampling: dict | None = None) -> Side:
-    """One panel's run, its prefill done; sampling: temperature, top_k, top_p and seed (None: greedy)."""
+               messages: list[dict], max_new_tokens: int, sampling: dict | None = None, speedups: bool = True) -> Side:
+    """One panel's run, its prefill done; sampling: temperature, top_k, top_p and seed (None: greedy); speedups:
+    the fastest measured setting of candidates and the adaptive window, where it applies (greedy sliding Jacobi)."""
     if decoder not in DECODERS:
         raise UserError(f"Unknown decoder {decoder!r}: choose AR or Jacobi.")
     model, tokenizer = models.get(name)
@@ -97,10 +99,13 @@ def start_side(models: Models, name: str, decoder: str, block_size: int, scheme:
     eos = eos_ids(model, tokenizer)
     shape = dict(decoder=DECODERS[decoder], block_size=whole_number(block_size, "block size"), scheme=scheme)
     room = check_inputs(model, prompt_ids, max_new_tokens, shape["block_size"])
+    applies = speedups and shape["decoder"] == "jacobi" and scheme == "sliding" and not (sampling or {}).get(
+        "temperature")
+    extra = {k: v and applies for k, v in FASTEST.items()}
     side = Side(**shape, prompt_ids=prompt_ids, eos=eos, stream=TextStream(tokenizer), requested=max_new_tokens,
-                room=room,
+                room=room, speedups=extra,
                 passes_left=decode_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos, **shape,
-                                          **(sampling or {})))
+                                          **(sampling or {}), **extra))
     if side.decoder == "ar":
         side.scheme, side.block_size = None, 1
     side.step()  # the prefill runs now, so bad input (a prompt over the context) is refused before streaming
@@ -115,14 +120,18 @@ def metrics_line(side: Side, other: Side, other_name: str) -> str:
     """Tokens, passes, tokens per pass, tokens/s and own time; the CLLM counts once the run is done."""
     r, o = side.result(), other.result()
     ratio = tokens_per_second(r) / tokens_per_second(o) if tokens_per_second(o) > 0 else 0.0
-    line = (f"**{'AR' if r.decoder == 'ar' else f'Jacobi ({r.scheme}, n={r.block_size})'}** · "
+    parts = "".join(f" + {k}" for k, on in side.speedups.items() if on)
+    line = (f"**{'AR' if r.decoder == 'ar' else f'Jacobi ({r.scheme}{parts}, n={r.block_size})'}** · "
             f"{len(r.token_ids)} tokens · {len(r.passes)} forward passes · "
             f"{len(r.token_ids) / max(len(r.passes), 1):.2f} tokens/forward · {tokens_per_second(r):.1f} tokens/s · "
             f"{r.seconds:.2f} s · **{ratio:.2f}×** vs {other_name}")
     if not side.done:
         return line + " · streaming…"
     s = summarize(r)
-    return line + f" · {s['fast_forwarded']} fast-forwarded · {s['stationary']} stationary · {end_of(side)}"
+    won = sum(p.winner > 0 for p in r.passes)
+    branches = f" · {won} passes won by a candidate" if side.speedups.get("candidates") else ""
+    return line + (f" · {s['fast_forwarded']} fast-forwarded · {s['stationary']} stationary{branches} · "
+                   f"{end_of(side)}")
 
 
 def end_of(side: Side) -> str:
@@ -173,7 +182,7 @@ def history(turns: list[dict], side: str, prompt: str) -> list[dict]:
 
 def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder: str, l_block: int,
          l_scheme: str, r_model: str, r_decoder: str, r_block: int, r_scheme: str, max_new_tokens: int,
-         temperature=0.0, top_k=0, top_p=1.0, seed=0):
+         temperature=0.0, top_k=0, top_p=1.0, seed=0, l_speedups=True, r_speedups=True):
     """Stream both panels pass by pass; each decoder is timed on its own passes only (greedy at temperature 0)."""
     try:
         with models.turn("streaming a chat"):
@@ -185,9 +194,9 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
             sampling = dict(temperature=real_number(temperature, "temperature"), top_k=whole_number(top_k, "top-k"),
                             top_p=real_number(top_p, "top-p"), seed=whole_number(seed, "seed"))
             left = start_side(models, l_model, l_decoder, l_block, l_scheme, history(turns, "left", prompt),
-                              whole_number(max_new_tokens, "number of new tokens"), sampling)
+                              whole_number(max_new_tokens, "number of new tokens"), sampling, bool(l_speedups))
             right = start_side(models, r_model, r_decoder, r_block, r_scheme, history(turns, "right", prompt),
-                               whole_number(max_new_tokens, "number of new tokens"), sampling)
+                               whole_number(max_new_tokens, "number of new tokens"), sampling, bool(r_speedups))
             turns = turns + [{}]
             template = (f"**left** ({len(left.prompt_ids)} tokens)\n```text\n{template_text(left)}\n```\n"
                         f"**right** ({len(right.prompt_ids)} tokens)\n```text\n{template_text(right)}\n```")
@@ -228,7 +237,7 @@ def new_conversation() -> tuple:
 def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
     """The Chat tab's components and events; returns its model dropdowns."""
     turns = gr.State([])
-    settings, chats, metrics = [], [], []
+    settings, chats, metrics, speedups = [], [], [], []
     with gr.Row():
         for side, name, decoder in (("left", models.settings.base, "AR"), ("right", models.settings.cllm, "Jacobi")):
             with gr.Column():
@@ -241,6 +250,10 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
                     block = gr.Number(16, minimum=1, maximum=MAX_BLOCK, step=1, label=f"block size (1–{MAX_BLOCK})",
                                       elem_id=f"block-{side}")
                     scheme = gr.Radio(list(SCHEMES), value="sliding", label="scheme", elem_id=f"scheme-{side}")
+                    speedups.append(gr.Checkbox(True, label="candidates + adaptive width (greedy, sliding)",
+                                                elem_id=f"speedups-{side}",
+                                                info="verify n-gram and recycled guesses in the same pass; "
+                                                     "size the window by measured pass costs"))
                 dec.change(lambda d: gr.Row(visible=d == "Jacobi"), [dec], [jacobi_settings], queue=False,
                            api_visibility="private")
                 chats.append(gr.Chatbot(label=f"{side}", elem_id=f"chat-{side}", height=380, latex_delimiters=[],
@@ -272,7 +285,7 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
         questions = example_questions(path)
         if questions:
             gr.Examples([[q] for q in questions], inputs=[prompt], label=label)
-    inputs = [prompt, turns, *settings[0], *settings[1], max_new, temperature, top_k, top_p, seed]
+    inputs = [prompt, turns, *settings[0], *settings[1], max_new, temperature, top_k, top_p, seed, *speedups]
     outputs = [chats[0], chats[1], metrics[0], metrics[1], template, match, turns, status]
     event = gr.on([send.click, prompt.submit], partial(race, models), inputs, outputs, api_name="chat",
                   concurrency_id=concurrency_id, show_progress="hidden",

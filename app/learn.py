@@ -42,6 +42,20 @@ reports 2.4×–3.4× faster generation at nearly the same quality). Try it in t
 difference in the **Jacobi stepper** with *compare* on.
 """
 
+CANDIDATES = """
+## Beyond plain Jacobi: candidate branches
+
+Plain Jacobi guesses the tokens it has not verified from what the last pass predicted. Text often repeats
+itself, though (a number from the question, a phrase from two lines up), so CLLM Lab also feeds **candidates**
+beside the window in the same forward pass: what followed the last few verified tokens the last time they
+occurred (an *n-gram* from the prompt or the answer), or guesses that earlier passes refuted at their place but
+may fit now (*recycled*). Each branch sees the verified text and its own tokens only (a custom attention mask),
+so the model checks every branch at once; the branch that verifies the most tokens wins and only its part stays
+in the cache. Every kept token is still the model's own greedy prediction: the text does not change, only the
+number of passes. A diamond ◆ marks the tokens a winning candidate guessed. The **adaptive window** then sizes
+each pass from measured pass costs, so a model whose guesses rarely hold decodes close to AR speed.
+"""
+
 WORKED = """
 ### The worked example (block of 6, fixed point `a b c d e f`)
 Pass 0 (the prefill) writes `a`. Pass 1 turns the random guess `a x y z w v` into `a b q d r f`: `b` is now final,
@@ -67,33 +81,42 @@ def worked_example() -> DecodeResult:
                         "a b c d e f")
 
 
-def live_example(models: Models, prompt: str):
-    """A short Jacobi run of the CLLM on a real question, drawn at its second pass."""
+def live_example(models: Models, prompt: str, candidates: bool = False):
+    """A short Jacobi run of the CLLM on a real question, drawn at its second pass (block scheme), or with
+    candidate branches (sliding scheme) at the first pass a candidate won."""
     try:
         with models.turn("running the live example"):
-            result = models.decode(models.settings.cllm, prompt, decoder="jacobi", block_size=8, scheme="block",
-                                    max_new_tokens=32)
+            shape = dict(scheme="sliding", candidates=True, max_new_tokens=64) if candidates else dict(
+                scheme="block", max_new_tokens=32)
+            result = models.decode(models.settings.cllm, prompt, decoder="jacobi", block_size=8, **shape)
     except UserError as e:
         gr.Warning(str(e))
         return gr.skip(), f"⚠ {e}"
-    figure = trajectory_figure(result, models.get(models.settings.cllm)[1], current=1, rows=8)
-    return gr.Plot(figure, visible=True), ""
+    won = [k for k, p in enumerate(result.passes) if p.winner]
+    current = won[0] if won else 1
+    status = "" if won or not candidates else "No candidate won a pass on this question: try one that repeats itself."
+    figure = trajectory_figure(result, models.get(models.settings.cllm)[1], current=current, rows=8)
+    return gr.Plot(figure, visible=True), status
 
 
 def build(models: Models, concurrency_id: str) -> list[gr.Plot]:
     """The Learn tab; returns its animated plots (they need the frames fix)."""
     gr.Markdown(INTRO)
-    gr.HTML(legend_html())
+    gr.HTML(legend_html(candidates=True))
     gr.Markdown(WORKED)
     example = gr.Plot(trajectory_figure(worked_example(), current=1, rows=5, title="worked example"),
                       label="worked example", show_label=False, elem_id="learn-plot")
     gr.Markdown(TRAINING)
+    gr.Markdown(CANDIDATES)
     with gr.Row():
         prompt = gr.Textbox("Sam has 4 bags with 6 marbles each. How many marbles does he have?",
                             label=f"a live example on {models.settings.cllm}", scale=4, elem_id="learn-prompt")
         run = gr.Button("Run it", elem_id="learn-run", scale=1)
+        run_candidates = gr.Button("Run it with candidates", elem_id="learn-run-candidates", scale=1)
     status = gr.Markdown(label="status", elem_id="learn-status")
     live = gr.Plot(label="live example", show_label=False, elem_id="learn-live-plot", visible=False)
     run.click(partial(live_example, models), [prompt], [live, status], api_name="learn_run",
               concurrency_id=concurrency_id)
+    run_candidates.click(partial(live_example, models, candidates=True), [prompt], [live, status],
+                         api_name="learn_run_candidates", concurrency_id=concurrency_id)
     return [example, live]

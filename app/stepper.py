@@ -58,12 +58,13 @@ def run_labels(names: list[str]) -> list[str]:
 
 
 def summary_table(names: list[str], runs: list[DecodeResult]) -> str:
-    rows = ["| run | tokens | forward passes | tokens/forward | fast-forwarded | stationary | tokens/s |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| run | tokens | forward passes | tokens/forward | fast-forwarded | stationary | passes a candidate "
+            "won | tokens/s |", "|---|---|---|---|---|---|---|---|"]
     for label, r in zip(run_labels(names), runs):
         s = summarize(r)
+        won = sum(p.winner > 0 for p in r.passes)
         rows.append(f"| {label}, {r.scheme}, n={r.block_size} | {s['tokens']} | {s['forward_passes']} | "
-                    f"{s['tokens_per_forward']:.2f} | {s['fast_forwarded']} | {s['stationary']} | "
+                    f"{s['tokens_per_forward']:.2f} | {s['fast_forwarded']} | {s['stationary']} | {won} | "
                     f"{s['tokens_per_second']:.1f} |")
     return "\n".join(rows)
 
@@ -89,13 +90,17 @@ def export(names: list[str], runs: list[DecodeResult], main_fig) -> tuple[str, s
 
 
 def run(models: Models, prompt: str, name: str, compare: bool, other: str, block_size: int, scheme: str,
-        max_new_tokens: int):
-    """One Jacobi run (two in compare mode) drawn at its last pass, with summaries and export files."""
+        max_new_tokens: int, candidates: bool = False):
+    """One Jacobi run (two in compare mode) drawn at its last pass, with summaries and export files; with
+    candidates, n-gram and recycled branches are verified beside the window (sliding scheme)."""
     try:
         names = [name, other] if compare else [name]
+        if candidates and scheme != "sliding":
+            raise UserError("Candidate branches work with the sliding scheme: choose sliding, or untick candidates.")
         with models.turn("drawing a trajectory"):
             options = dict(decoder="jacobi", block_size=whole_number(block_size, "block size"), scheme=scheme,
-                           max_new_tokens=whole_number(max_new_tokens, "number of new tokens"))
+                           max_new_tokens=whole_number(max_new_tokens, "number of new tokens"),
+                           candidates=bool(candidates))
             runs = [models.decode(n, prompt, **options) for n in names]
     except UserError as e:
         gr.Warning(str(e))
@@ -144,13 +149,16 @@ def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[
                             allow_custom_value=True, elem_id="stepper-other-model")
         block = gr.Number(16, minimum=1, maximum=32, step=1, label="block size (1–32)", elem_id="stepper-block")
         scheme = gr.Radio(list(SCHEMES), value="block", label="scheme", elem_id="stepper-scheme")
+        candidates = gr.Checkbox(False, label="candidate branches (sliding)", elem_id="stepper-candidates",
+                                 info="n-gram and recycled guesses verified in the same pass; ◆ marks what they won")
         max_new = gr.Number(64, minimum=1, maximum=256, step=1, label="max new tokens (1–256)",
                             elem_id="stepper-max-new")
     with gr.Row():
         buttons = {how: gr.Button(label, size="sm", elem_id=f"stepper-{how.replace('_', '-')}")
                    for how, label in zip(MOVES, ("◀ pass", "pass ▶", "◀◀ block", "block ▶▶"))}
         where = gr.Markdown(label="status", elem_id="stepper-status")
-    gr.HTML(legend_html(note="(hover a cell for its whole token and when it was verified)"), elem_id="stepper-legend")
+    gr.HTML(legend_html(note="(hover a cell for its whole token and when it was verified)", candidates=True),
+            elem_id="stepper-legend")
     answer = gr.Textbox(label="answer, as verified up to this pass", lines=2, interactive=False,
                         elem_id="stepper-answer")
     with gr.Column():  # stacked, so each grid gets the full width for its token texts
@@ -164,7 +172,7 @@ def build(models: Models, concurrency_id: str) -> tuple[list[gr.Dropdown], list[
     with gr.Row():
         html_file = gr.DownloadButton("Download offline HTML", elem_id="export-html")
         json_file = gr.DownloadButton("Download trajectory JSON", elem_id="export-json")
-    run_btn.click(partial(run, models), [prompt, name, compare, other, block, scheme, max_new],
+    run_btn.click(partial(run, models), [prompt, name, compare, other, block, scheme, max_new, candidates],
                   [state, plot, other_plot, per_pass, cumulative, summary, html_file, json_file, answer, where],
                   api_name="stepper_run", concurrency_id=concurrency_id)
     for how, button in buttons.items():

@@ -40,11 +40,11 @@ def accuracy_bars(result: dict) -> dict[str, float]:
 
 
 DECODER_NAMES = {"ar": "AR", "jacobi": "Jacobi", "cllm": "CLLM", "generate": "generate", "prompt": "prompt",
-                 "lookup": "lookup"}
+                 "lookup": "lookup", "cand": "+candidates", "adapt": "+adaptive"}
 
 
 def decoder_label(key: str) -> str:
-    """jacobi_cllm -> "Jacobi CLLM", prompt_lookup_base -> "prompt lookup base"."""
+    """jacobi_cllm -> "Jacobi CLLM", jacobi_cand_adapt_base -> "Jacobi +candidates +adaptive base"."""
     return " ".join(DECODER_NAMES.get(word, word) for word in key.split("_"))
 
 

@@ -1,6 +1,10 @@
 """Speed of greedy decoders on the same prompts: our AR and Jacobi loops on a base model and on its
 CLLM, and transformers' prompt-lookup decoding and plain generate on the base.
 
+Jacobi runs in four variants, so that each part's gain is measured side by side: plain sliding Jacobi
+(jacobi_base, jacobi_cllm), +candidates (n-gram and recycled branches verified in the same pass: *_cand),
++adaptive (the cost-aware window: *_adapt) and both (*_cand_adapt).
+
 python -m bench.speed [--base B] [--cllm C] [--prompts FILE] [--limit N] [--block-size 16]
     [--max-new-tokens 256] [--scheme sliding|block] [--device auto] [--dtype auto] [--json OUT]
 
@@ -14,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from tqdm import tqdm
@@ -27,9 +32,12 @@ from model_utils.loading import encode_prompt, eos_ids, load_model
 from model_utils.metrics import summarize
 
 PROMPT_LOOKUP_TOKENS = 10
+VARIANTS = {"": {}, "_cand": dict(candidates=True), "_adapt": dict(adaptive=True),
+            "_cand_adapt": dict(candidates=True, adaptive=True)}
 # every decoder, in the order each prompt runs them, with the AR run whose output it should equal
-REFERENCE = {"ar_base": "ar_base", "jacobi_base": "ar_base", "jacobi_cllm": "ar_cllm", "ar_cllm": "ar_cllm",
-             "prompt_lookup_base": "ar_base", "ar_generate_base": "ar_base"}
+REFERENCE = ({"ar_base": "ar_base"} | {f"jacobi{v}_base": "ar_base" for v in VARIANTS}
+             | {f"jacobi{v}_cllm": "ar_cllm" for v in VARIANTS}
+             | {"ar_cllm": "ar_cllm", "prompt_lookup_base": "ar_base", "ar_generate_base": "ar_base"})
 
 
 @dataclass
@@ -99,11 +107,14 @@ def run_speed(base_model: PreTrainedModel, base_tok: PreTrainedTokenizerBase, cl
 
     def plan(prompt: str) -> dict[str, Callable[[], Run]]:
         base, cllm = encode_prompt(base_tok, prompt), encode_prompt(cllm_tok, prompt)
+        variants = VARIANTS if scheme == "sliding" else {"": {}}  # the block scheme has neither part
         return {
             "ar_base": lambda: run_ours(base_model, base, decoder="ar", max_new_tokens=max_new_tokens,
                                         eos_ids=base_eos),
-            "jacobi_base": lambda: run_ours(base_model, base, eos_ids=base_eos, **jacobi),
-            "jacobi_cllm": lambda: run_ours(cllm_model, cllm, eos_ids=cllm_eos, **jacobi),
+            **{f"jacobi{v}_base": partial(run_ours, base_model, base, eos_ids=base_eos, **jacobi, **kw)
+               for v, kw in variants.items()},
+            **{f"jacobi{v}_cllm": partial(run_ours, cllm_model, cllm, eos_ids=cllm_eos, **jacobi, **kw)
+               for v, kw in variants.items()},
             "ar_cllm": lambda: run_ours(cllm_model, cllm, decoder="ar", max_new_tokens=max_new_tokens,
                                         eos_ids=cllm_eos),
             "prompt_lookup_base": lambda: run_generate(base_model, base_tok, base, base_eos, max_new_tokens,
@@ -113,11 +124,11 @@ def run_speed(base_model: PreTrainedModel, base_tok: PreTrainedTokenizerBase, cl
 
     for go in plan(prompts[0]).values():  # untimed warm-up
         go()
-    runs = {name: [] for name in REFERENCE}
+    runs = {name: [] for name in plan(prompts[0])}
     for prompt in tqdm(prompts, desc="speed", unit="prompt", file=sys.stderr, disable=not progress):
         for name, go in plan(prompt).items():
             runs[name].append(go())
-    decoders = {name: aggregate(runs[name], runs[ref]) for name, ref in REFERENCE.items()}
+    decoders = {name: aggregate(runs[name], runs[REFERENCE[name]]) for name in runs}
     baseline = max(("ar_base", "ar_generate_base"), key=lambda name: decoders[name]["tokens_per_second"])
     for d in decoders.values():
         d["speedup"] = d["tokens_per_second"] / decoders[baseline]["tokens_per_second"]

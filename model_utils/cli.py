@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from model_utils.decoding import DECODERS, SCHEMES
+from model_utils.decoding import DECODERS, FASTEST, SCHEMES
 from model_utils.errors import UserError
 from model_utils.loading import DEVICES, DTYPES, quiet_transformers
 
@@ -72,6 +72,25 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="0 (default): greedy; above 0: sample (AR and Jacobi give the same distribution)")
     g.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0: all)")
     g.add_argument("--top-p", type=float, default=1.0, help="sample within the top-p probability mass (1: all)")
+
+
+def add_speedup_args(p: argparse.ArgumentParser) -> None:
+    """--candidates/--no-candidates and --adaptive/--no-adaptive: on by default for greedy sliding Jacobi."""
+    g = p.add_argument_group("Jacobi speed-ups (greedy, sliding scheme; the output stays equal to AR's)")
+    g.add_argument("--candidates", action=argparse.BooleanOptionalAction,
+                   help="verify n-gram and recycled continuations beside the window in the same pass (default: "
+                        f"{'on' if FASTEST['candidates'] else 'off'})")
+    g.add_argument("--adaptive", action=argparse.BooleanOptionalAction,
+                   help="choose the window's width from measured pass costs (default: "
+                        f"{'on' if FASTEST['adaptive'] else 'off'})")
+
+
+def speedup_options(args: argparse.Namespace) -> dict:
+    """candidates and adaptive as given, else the fastest measured setting where it applies (greedy sliding
+    Jacobi, one prompt at a time) and off elsewhere."""
+    applies = (args.decoder == "jacobi" and args.scheme == "sliding" and args.temperature == 0
+               and getattr(args, "batch_size", 1) == 1)
+    return {k: FASTEST[k] and applies if getattr(args, k) is None else getattr(args, k) for k in FASTEST}
 
 
 def sampling_options(args: argparse.Namespace) -> dict:

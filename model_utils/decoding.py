@@ -15,13 +15,18 @@ from collections.abc import Iterable, Iterator
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
+from model_utils.candidates import Candidate
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids
 from model_utils.records import DecodeResult, Pass
+from model_utils.window import Planner
 
 DECODERS = ("ar", "jacobi")
 SCHEMES = ("sliding", "block")
+MAX_BRANCHES = 2  # candidate branches per pass
+FASTEST = dict(candidates=True, adaptive=True)  # the fastest measured setting (README), the CLI's and app's default
 
 
 class Forward:
@@ -59,6 +64,49 @@ class Forward:
                          use_cache=self.cache is not None, logits_to_keep=keep)
         self.sequence += window
         return out.logits[0, -keep:].float()
+
+    @property
+    def takes_branches(self) -> bool:
+        """Whether candidate branches can share a pass: a full-attention DynamicCache (no sliding-window or
+        recurrent layers, whose K/V cannot be picked token by token) and an attention that takes a 4D mask."""
+        return (self.cache is not None and all(type(layer) is DynamicLayer for layer in self.cache.layers)
+                and self.model.config._attn_implementation in ("sdpa", "eager"))
+
+    @torch.inference_mode()
+    def branch_logits(self, window: list[int], branches: list[list[int]]) -> torch.Tensor:
+        """Logits after every slot of the window followed by every branch, in one forward; each branch continues
+        window[0] and sees only the cached sequence, window[0] and its own earlier tokens (beyond-jacobi.md §5a).
+        Everything fed joins the sequence; `keep` then picks what stays."""
+        t, s = len(self.sequence), len(window)
+        ids = window + [x for b in branches for x in b]
+        positions, allowed = list(range(t, t + s)), torch.ones(len(ids), t + len(ids), dtype=torch.bool)
+        allowed[:, t:] = False
+        allowed[:s, t:t + s] = torch.ones(s, s, dtype=torch.bool).tril()
+        row = s
+        for b in branches:
+            positions += range(t + 1, t + 1 + len(b))
+            allowed[row:row + len(b), t] = True
+            allowed[row:row + len(b), t + row:t + row + len(b)] = torch.ones(len(b), len(b), dtype=torch.bool).tril()
+            row += len(b)
+        dtype = self.model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), cache=self.cache, use_cache=True,
+                         position_ids=torch.tensor([positions], device=self.device),
+                         attention_mask=mask[None, None].to(self.device), logits_to_keep=len(ids))
+        self.sequence += ids
+        return out.logits[0].float()
+
+    def keep(self, fed: int, slots: list[int]) -> None:
+        """Of the last `fed` tokens of the sequence, keep those at `slots` (increasing) and forget the rest."""
+        if slots == list(range(len(slots))):
+            self.rollback(fed - len(slots))
+            return
+        t = len(self.sequence) - fed
+        self.sequence = self.sequence[:t] + [self.sequence[t + i] for i in slots]
+        index = torch.tensor(list(range(t)) + [t + i for i in slots], device=self.device)
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys.index_select(-2, index), layer.values.index_select(-2, index)
+        assert self.cache_len == len(self.sequence), "cache out of step with the sequence"
 
     def rollback(self, n: int) -> None:
         """Forget the last n tokens of the sequence."""
@@ -123,6 +171,9 @@ class JacobiRow:
         self.generator = torch.Generator().manual_seed(seed)
         self.known: list[int] = []
         self.window: list[int] = []
+        self.origins: list[str] = []  # where each window slot's guess came from
+        self.kept_slots: list[int] = []  # the fed slots whose K/V the last pass keeps
+        self.verified: list[int] = []  # how many guesses the last pass verified, per branch (the window first)
         self.block, self.n_passes = 0, 0
         self.stop: str | None = None
 
@@ -133,6 +184,8 @@ class JacobiRow:
 
     def guesses(self, k: int) -> list[int]:
         """k tokens drawn with replacement from the current sequence (reference §1A.2)."""
+        if k <= 0:
+            return []
         pool = self.prompt_ids + self.known
         picks = torch.randint(len(pool), (k,), generator=self.generator).tolist()
         return [pool[i] for i in picks]
@@ -142,37 +195,62 @@ class JacobiRow:
         self.known, self.stop = cut_at_stop([first], [], self.eos_ids, self.max_new_tokens)
         self.n_passes = 1
         if self.stop is None:
-            self.window = self.known[-1:] + self.guesses(min(self.block_size, self.max_new_tokens - 1) - 1)
+            self.set_window(self.known[-1:], min(self.block_size, self.max_new_tokens - 1) - 1)
         return Pass(index=0, block=-1, start=0, window=[], guess=[first], new_tokens=list(self.known),
                     seconds=seconds, cache_len=self.cache_len)
 
-    def advance(self, predicted: list[int], seconds: float) -> Pass:
-        """Verify the window against the argmax predictions after each of its slots; set up the next window.
+    def set_window(self, ahead: list[int], refill: int) -> None:
+        """The next window: the carry and the model's guesses after it, then `refill` random guesses."""
+        self.window = ahead + self.guesses(refill)
+        self.origins = ["model"] * len(ahead) + ["random"] * max(refill, 0)
 
-        The pass makes `len(new_tokens)` tokens final: the caller keeps that many window slots in the cache.
+    def advance(self, predicted: list[int], seconds: float, branches: list[Candidate] = (),
+                branch_predicted: list[list[int]] = ()) -> Pass:
+        """Verify the window (and any candidate branches fed beside it) against the argmax predictions after each
+        slot; keep the branch that verifies the most and set up the next window.
+
+        The pass makes `len(new_tokens)` tokens final: the caller keeps that many slots of the winning branch
+        in the cache (`kept_slots`).
         """
         window, start, s = self.window, len(self.known) - 1, len(self.window)
         f = 1
         while f < s and window[f] == predicted[f - 1]:
             f += 1
-        tokens, self.stop = cut_at_stop(window[1:f] + [predicted[f - 1]], self.known, self.eos_ids, self.max_new_tokens)
+        winner, made, ahead, self.kept_slots = 0, window[1:f] + [predicted[f - 1]], predicted[f - 1:], list(range(f))
+        offset, self.verified = s, [f - 1]
+        for i, (b, bp) in enumerate(zip(branches, branch_predicted), 1):
+            a = 0  # b.tokens[a] is checked against the prediction after window[0] (a = 0) or after b.tokens[a - 1]
+            while a < len(b.tokens) and b.tokens[a] == (bp[a - 1] if a else predicted[0]):
+                a += 1
+            self.verified.append(a)
+            if a + 1 > len(made):
+                winner, made, ahead = i, list(b.tokens[:a]) + [bp[a - 1]], bp[a - 1:]
+                self.kept_slots = [0] + list(range(offset, offset + a))
+            offset += len(b.tokens)
+        tokens, self.stop = cut_at_stop(made, self.known, self.eos_ids, self.max_new_tokens)
+        self.kept_slots = self.kept_slots[:len(tokens)]
         self.known += tokens
         converged = f == s
-        guess = [window[0]] + (predicted if self.scheme == "sliding" or converged else predicted[:-1])
+        if winner:
+            guess = [window[0]] + made + ahead[1:]
+        else:
+            guess = [window[0]] + (predicted if self.scheme == "sliding" or converged else predicted[:-1])
         block = self.block if self.scheme == "block" else start // self.block_size
         p = Pass(index=self.n_passes, block=block, start=start, window=window, guess=guess, new_tokens=tokens,
-                 seconds=seconds, cache_len=self.cache_len)
+                 seconds=seconds, cache_len=self.cache_len, origins=self.origins,
+                 branches=[list(b.tokens) for b in branches], branch_origins=[b.origin for b in branches],
+                 winner=winner)
         self.n_passes += 1
-        room = self.max_new_tokens - len(self.known)
+        width = min(self.block_size, self.max_new_tokens - len(self.known))
         if self.stop is not None:
             self.window = []
         elif self.scheme == "sliding":
-            self.window = (predicted[f - 1:] + self.guesses(f - 1))[: min(self.block_size, room)]
+            self.set_window(ahead[:width], width - len(ahead))
         elif converged:
             self.block += 1
-            self.window = self.known[-1:] + self.guesses(min(self.block_size, room) - 1)
+            self.set_window(self.known[-1:], width - 1)
         else:
-            self.window = predicted[f - 1: s - 1]
+            self.window, self.origins = predicted[f - 1: s - 1], ["model"] * (s - f)
         return p
 
 
@@ -184,30 +262,62 @@ def ar_passes(model: PreTrainedModel, prompt_ids: list[int], *, max_new_tokens: 
 
 
 def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: int = 16,
-                  max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
-                  scheme: str = "sliding", seed: int = 0, use_cache: bool = True) -> Iterator[Pass]:
+                  max_new_tokens: int = 256, eos_ids: set[int] = frozenset(), scheme: str = "sliding",
+                  seed: int = 0, use_cache: bool = True, candidates: bool = False, adaptive: bool = False,
+                  budget: int | None = None) -> Iterator[Pass]:
     """Greedy Jacobi decoding of windows of `block_size` tokens until each reaches its fixed point.
 
     scheme "block": the official one: a block's window shrinks to its unverified part until the
     block converges (at least 2 passes per block). scheme "sliding": after each pass the window
     keeps the model's new guesses and is refilled to full size, so a pass can make up to
     block_size tokens final.
+
+    Sliding only: `candidates` feeds up to MAX_BRANCHES continuations from n-grams and recycled guesses
+    (model_utils.candidates; at most `budget` tokens, block_size by default) beside the window in the same
+    pass and keeps the branch that verifies the most; `adaptive` picks each pass's width and candidates
+    from measured pass costs (model_utils.window). Both leave the output equal to greedy AR.
     """
     row = JacobiRow(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
                     scheme=scheme, seed=seed)
-    return _passes(row, Forward(model, use_cache))
+    planner = None
+    if candidates or adaptive:
+        if scheme != "sliding":
+            raise UserError("Candidate branches and the adaptive window work with the sliding scheme: choose "
+                            "--scheme sliding, or turn them off with --no-candidates --no-adaptive.")
+        budget = block_size if budget is None else budget
+        if budget < 1:
+            raise UserError(f"The candidate budget must be at least 1 token (got {budget}).")
+        planner = Planner(model, row.prompt_ids, block_size=block_size, candidates=candidates, adaptive=adaptive,
+                          budget=budget, max_branches=MAX_BRANCHES)
+    return _passes(row, Forward(model, use_cache), planner)
 
 
-def _passes(row: JacobiRow, fwd: Forward) -> Iterator[Pass]:
+def _passes(row: JacobiRow, fwd: Forward, planner: Planner | None = None) -> Iterator[Pass]:
     t0 = time.perf_counter()
     first = fwd(row.prompt_ids, last_only=True)[0]
     yield row.begin(first, time.perf_counter() - t0)
+    if planner is not None:
+        planner.extend(row.known)
     while row.stop is None:
         t0 = time.perf_counter()
-        window = row.window
-        p = row.advance(fwd(window), 0.0)
-        fwd.rollback(len(window) - len(p.new_tokens))  # keep the verified part (cut at EOS or the length limit)
+        branches: list[Candidate] = []
+        if planner is not None:
+            width, branches = planner.plan(row.window, with_candidates=fwd.takes_branches)
+            row.window, row.origins = row.window[:width], row.origins[:width]
+        window, fed = row.window, len(row.window) + sum(len(b.tokens) for b in branches)
+        if branches:
+            predictions = fwd.branch_logits(window, [list(b.tokens) for b in branches]).argmax(-1).tolist()
+            predicted, branch_predicted, at = predictions[:len(window)], [], len(window)
+            for b in branches:
+                branch_predicted.append(predictions[at:at + len(b.tokens)])
+                at += len(b.tokens)
+        else:
+            predicted, branch_predicted = fwd(window), []
+        p = row.advance(predicted, 0.0, branches, branch_predicted)
+        fwd.keep(fed, row.kept_slots)  # the winning branch's verified part (cut at EOS or the length limit)
         assert fwd.cache_len == p.cache_len, "cache length invariant broken"
+        if planner is not None:
+            planner.learn(p, row.verified, predicted, time.perf_counter() - t0)
         p.seconds = time.perf_counter() - t0
         yield p
 
@@ -215,15 +325,22 @@ def _passes(row: JacobiRow, fwd: Forward) -> Iterator[Pass]:
 def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",
                   block_size: int = 16, max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
                   scheme: str = "sliding", seed: int = 0, use_cache: bool = True, temperature: float = 0.0,
-                  top_k: int = 0, top_p: float = 1.0) -> Iterator[Pass]:
+                  top_k: int = 0, top_p: float = 1.0, candidates: bool = False,
+                  adaptive: bool = False) -> Iterator[Pass]:
     """The pass generator of "ar" or "jacobi" decoding: greedy at temperature 0, else sampled exactly as AR
-    sampling would (model_utils.sampling; sliding scheme). block_size and scheme are Jacobi's; seed seeds Jacobi's
-    guesses and every draw."""
+    sampling would (model_utils.sampling; sliding scheme). block_size, scheme, candidates and adaptive are greedy
+    Jacobi's (jacobi_passes); seed seeds Jacobi's guesses and every draw."""
     if decoder not in DECODERS:
         raise UserError(f"Unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}.")
     if temperature < 0:
         raise UserError(f"The temperature must be 0 (greedy) or above (got {temperature}).")
+    if decoder == "ar" and (candidates or adaptive):
+        raise UserError("Candidate branches and the adaptive window are Jacobi's: choose --decoder jacobi, or "
+                        "leave them out.")
     if temperature > 0:
+        if decoder == "jacobi" and (candidates or adaptive):
+            raise UserError("Candidate branches and the adaptive window are for greedy decoding: turn them off "
+                            "(--no-candidates --no-adaptive) to sample.")
         from model_utils.sampling import Sampling, sampled_passes  # sampling builds on this module
         if decoder == "jacobi" and scheme != "sliding":
             raise UserError("Sampled Jacobi decoding uses the sliding scheme: choose --scheme sliding.")
@@ -233,7 +350,8 @@ def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str
     if decoder == "ar":
         return ar_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids, use_cache=use_cache)
     return jacobi_passes(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens,
-                         eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache)
+                         eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache, candidates=candidates,
+                         adaptive=adaptive)
 
 
 def to_result(passes: Iterable[Pass], prompt_ids: list[int], *, decoder: str, scheme: str | None,
@@ -255,11 +373,12 @@ def to_result(passes: Iterable[Pass], prompt_ids: list[int], *, decoder: str, sc
 def decode(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",
            block_size: int = 16, max_new_tokens: int = 256, eos_ids: set[int] = frozenset(),
            scheme: str = "sliding", seed: int = 0, use_cache: bool = True, temperature: float = 0.0,
-           top_k: int = 0, top_p: float = 1.0, tokenizer=None) -> DecodeResult:
+           top_k: int = 0, top_p: float = 1.0, candidates: bool = False, adaptive: bool = False,
+           tokenizer=None) -> DecodeResult:
     """Decode with "ar" or "jacobi" (greedy, or sampled at temperature > 0) and return the whole record."""
     passes = decode_passes(model, prompt_ids, decoder=decoder, block_size=block_size, max_new_tokens=max_new_tokens,
                            eos_ids=eos_ids, scheme=scheme, seed=seed, use_cache=use_cache, temperature=temperature,
-                           top_k=top_k, top_p=top_p)
+                           top_k=top_k, top_p=top_p, candidates=candidates, adaptive=adaptive)
     return to_result(passes, prompt_ids, decoder=decoder, scheme=scheme, block_size=block_size, eos_ids=eos_ids,
                      tokenizer=tokenizer)
 

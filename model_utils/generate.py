@@ -18,12 +18,14 @@ from model_utils.cli import (
     add_decoding_args,
     add_model_args,
     add_sampling_args,
+    add_speedup_args,
     decode_options,
     load_options,
     parser,
     positive_int,
     run_cli,
     sampling_options,
+    speedup_options,
 )
 from model_utils.data import read_prompts
 from model_utils.decoding import decode, decode_passes, to_result
@@ -45,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw", action="store_true", help="do not apply the tokenizer's chat template")
     p.add_argument("--json", action="store_true", help="print a JSON object per prompt instead of the text")
     add_decoding_args(p)
+    add_speedup_args(p)
     add_sampling_args(p)
     add_model_args(p)
     p.add_argument("--device-map", choices=["auto"], help="spread a large model over devices (accelerate)")
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads or decoding_threads([model]))
     prompt_ids = encode(tokenizer, args.prompt, args.raw)
     eos = eos_ids(model, tokenizer)
-    passes = decode_passes(model, prompt_ids, eos_ids=eos, **decode_options(args), **sampling_options(args))
+    passes = decode_passes(model, prompt_ids, eos_ids=eos, **decode_options(args), **sampling_options(args),
+                           **speedup_options(args))
     if not args.json:
         passes = stream_to_terminal(passes, tokenizer)
     return output(to_result(passes, prompt_ids, decoder=args.decoder, scheme=args.scheme, block_size=args.block_size,
@@ -76,8 +80,8 @@ def run_file(args: argparse.Namespace) -> Iterator[dict]:
     eos = eos_ids(model, tokenizer)
     options = decode_options(args)
     if args.batch_size == 1:
-        results = (decode(model, p, eos_ids=eos, tokenizer=tokenizer, **options, **sampling_options(args))
-                   for p in prompts)
+        results = (decode(model, p, eos_ids=eos, tokenizer=tokenizer, **options, **sampling_options(args),
+                          **speedup_options(args)) for p in prompts)
     else:
         results = batch_decode(model, prompts, batch_size=args.batch_size, eos_ids=eos,
                                pad_id=tokenizer.pad_token_id or 0, tokenizer=tokenizer, **options)
@@ -106,6 +110,8 @@ def stream_to_terminal(passes, tokenizer):
 def report(args: argparse.Namespace) -> None:
     if args.prompts_file is not None and args.batch_size > 1 and args.temperature > 0:
         raise UserError("Batched decoding is greedy: use --batch-size 1 to sample, or leave out --temperature.")
+    if args.prompts_file is not None and args.batch_size > 1 and (args.candidates or args.adaptive):
+        raise UserError("Batched decoding runs plain Jacobi: use --batch-size 1 for --candidates or --adaptive.")
     if args.prompts_file is not None:
         for out in run_file(args):
             print(json.dumps(out) if args.json else json.dumps(out["text"]), flush=True)

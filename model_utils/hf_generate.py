@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from model_utils.batching import batch_decode
-from model_utils.decoding import jacobi_passes, to_result
+from model_utils.decoding import FASTEST, jacobi_passes, to_result
 from model_utils.errors import UserError
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult
@@ -38,11 +38,14 @@ def caller_streamer():
 
 def jacobi_generate(model: PreTrainedModel, input_ids: torch.LongTensor, logits_processor=None, stopping_criteria=None,
                     generation_config=None, jacobi_block_size: int = 16, jacobi_scheme: str = "sliding",
-                    jacobi_seed: int = 0, **model_kwargs):
+                    jacobi_seed: int = 0, jacobi_candidates: bool | None = None, jacobi_adaptive: bool | None = None,
+                    **model_kwargs):
     """Greedy Jacobi as transformers' decoding loop; pass it as `custom_generate=` (see the module doc).
 
     Takes max_new_tokens / max_length and eos_token_id from the generation config, `streamer=` (batch 1), and
-    `attention_mask` for left-padded batches. Sampling settings are refused: Jacobi here is greedy.
+    `attention_mask` for left-padded batches. Sampling settings are refused: Jacobi here is greedy. Candidate
+    branches and the adaptive window (model_utils.decoding.jacobi_passes) follow FASTEST for one row with the
+    sliding scheme unless given; a batch runs plain Jacobi.
     """
     config = generation_config
     if config.do_sample or (logits_processor is not None and len(logits_processor) > 0):
@@ -58,9 +61,14 @@ def jacobi_generate(model: PreTrainedModel, input_ids: torch.LongTensor, logits_
     options = dict(block_size=jacobi_block_size, max_new_tokens=max_new_tokens, eos_ids=eos, scheme=jacobi_scheme)
     streamer = caller_streamer()
     pad = config.pad_token_id if config.pad_token_id is not None else 0
+    speedups = dict(candidates=jacobi_candidates, adaptive=jacobi_adaptive)
+    if len(rows) > 1 and any(speedups.values()):
+        raise UserError("A batch runs plain Jacobi: leave out jacobi_candidates and jacobi_adaptive, or decode "
+                        "one row.")
+    speedups = {k: FASTEST[k] and jacobi_scheme == "sliding" if v is None else v for k, v in speedups.items()}
     if len(rows) == 1:
         passes = []
-        for p in jacobi_passes(model, rows[0], seed=jacobi_seed, **options):
+        for p in jacobi_passes(model, rows[0], seed=jacobi_seed, **options, **speedups):
             passes.append(p)
             if streamer is not None:
                 streamer.put(torch.tensor(p.new_tokens))

@@ -9,7 +9,10 @@ class Pass:
     Positions count generated tokens (0 = first new token). `window` is what was fed at
     positions start..start+len(window)-1 (empty for the prefill); `guess` is the decoder's
     belief after the pass at positions start.., i.e. the Jacobi state; `new_tokens` are the
-    tokens this pass made final (verified), in order.
+    tokens this pass made final (verified), in order. `origins` says where each window slot's guess
+    came from (model_utils.candidates.ORIGINS); `branches` are the candidate continuations fed beside the
+    window in the same pass (with their `branch_origins`); `winner` is the one whose tokens were kept:
+    0 for the window, i for branches[i - 1].
     """
     index: int
     block: int
@@ -20,6 +23,10 @@ class Pass:
     seconds: float
     cache_len: int
     guess_text: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    branches: list[list[int]] = field(default_factory=list)
+    branch_origins: list[str] = field(default_factory=list)
+    winner: int = 0
 
 
 @dataclass

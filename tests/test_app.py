@@ -26,12 +26,12 @@ def client(app_url):
 
 
 def chat(client, prompt, left, right, *, left_decoder="AR", right_decoder="Jacobi", max_new=24, block=6,
-         new=True):
-    """Submit a chat turn (a new conversation unless new=False)."""
+         new=True, speedups=(True, True)):
+    """Submit a chat turn (a new conversation unless new=False), greedy."""
     if new:
         client.predict(api_name="/clear")
     return client.submit(prompt, left, left_decoder, block, "sliding", right, right_decoder, block, "sliding",
-                         max_new, api_name="/chat")
+                         max_new, 0.0, 0, 1.0, 0, *speedups, api_name="/chat")
 
 
 def text_of(messages: list[dict]) -> str:
@@ -57,6 +57,16 @@ def test_chat_streams_both_panels_and_fills_the_metrics(client, tiny_models):
     assert template.count("```text") == 2 and "w5" in template  # what each model was fed
     assert "Identical outputs, token for token" in match  # greedy Jacobi == greedy AR on the same model
     assert status == ""
+    assert "+ candidates + adaptive" in m_right and "passes won by a candidate" in m_right  # the default
+
+
+def test_chat_speedups_can_be_turned_off_per_panel(client, tiny_models):
+    base, _ = tiny_models
+    job = chat(client, PROMPT, base, base, left_decoder="Jacobi", speedups=(False, True))
+    _, _, m_left, m_right, _, match, _ = job.result()
+    assert m_left.startswith("**Jacobi (sliding, n=6)**") and "candidate" not in m_left
+    assert "Jacobi (sliding + candidates + adaptive, n=6)" in m_right
+    assert "Identical outputs, token for token" in match
 
 
 def test_multi_turn_keeps_each_panels_history_and_clear_resets(client, tiny_models):
@@ -76,7 +86,7 @@ def test_different_models_say_where_they_first_differ(client, tiny_models):
 
 def test_jacobi_passes_that_make_several_tokens_final_are_highlighted(client, tiny_models):
     _, cllm = tiny_models
-    _, right, _, m_right, *_ = chat(client, PROMPT, cllm, cllm, max_new=60, block=16).result()
+    _, right, _, m_right, *_ = chat(client, PROMPT, cllm, cllm, max_new=60, block=16, speedups=(False, False)).result()
     assert int(m_right.split(" fast-forwarded")[0].split("· ")[-1]) > 0  # this prompt repeats w45 at the end
     assert '<span class="ff" title="5 tokens in one forward pass">' in text_of(right)
 
@@ -189,6 +199,25 @@ def test_stepper_refuses_bad_input_and_stepping_before_a_run(app_url, tiny_model
 def test_learn_live_example(client):
     plot, status = client.predict("w5 w6 w7", api_name="/learn_run")
     assert status == "" and figure(plot)["frames"]
+    plot, status = client.predict("w5 w6 w7 w5 w6 w7 w5 w6", api_name="/learn_run_candidates")
+    fig = figure(plot)
+    won = [f for f in fig["frames"] if "candidate won" in f["layout"]["title"]["text"]]
+    assert (status == "" and won) or (status.startswith("No candidate won") and not won)
+
+
+def test_stepper_with_candidate_branches(client, tiny_models):
+    base, cllm = tiny_models
+    out = client.predict("w5 w6 w7 w5 w6 w7 w5 w6", cllm, False, base, 6, "sliding", 40, True,
+                         api_name="/stepper_run")
+    main, _, _, _, summary, _, json_path, _, where = out
+    assert "passes a candidate won" in summary and "⚠" not in where
+    with open(json_path) as f:
+        run = DecodeResult.from_dict(next(iter(json.load(f).values())))
+    assert any(p.branches for p in run.passes)  # candidates were fed beside the window
+    won = sum(p.winner > 0 for p in run.passes)
+    assert f"| {won} |" in summary.splitlines()[2]
+    *_, where = client.predict(PROMPT, cllm, False, base, 6, "block", 20, True, api_name="/stepper_run")
+    assert "Candidate branches work with the sliding scheme" in where
 
 
 def finetune(client, base, name, *, steps=4, data="gsm8k", upload=None, prompts=3, api="/finetune_start"):

@@ -73,3 +73,32 @@ def test_other_errors_are_not_swallowed(monkeypatch):
         raise RuntimeError("a bug")
     with pytest.raises(RuntimeError, match="a bug"):
         cli.run_cli(body)
+
+
+def speedup_parser():
+    p = full_parser()
+    cli.add_speedup_args(p)
+    cli.add_sampling_args(p)
+    return p
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], cli.FASTEST),  # greedy sliding Jacobi: the fastest measured setting
+    (["--no-candidates", "--no-adaptive"], dict(candidates=False, adaptive=False)),
+    (["--no-adaptive"], dict(candidates=cli.FASTEST["candidates"], adaptive=False)),
+    (["--scheme", "block"], dict(candidates=False, adaptive=False)),
+    (["--decoder", "ar"], dict(candidates=False, adaptive=False)),
+    (["--temperature", "0.7"], dict(candidates=False, adaptive=False)),
+    (["--scheme", "block", "--candidates"], dict(candidates=True, adaptive=False)),  # as asked: decode refuses it
+])
+def test_speedups_default_to_the_fastest_setting_where_they_apply(argv, expected):
+    assert cli.speedup_options(speedup_parser().parse_args(argv)) == expected
+
+
+def test_generate_refuses_speedups_where_they_do_not_apply(capsys):
+    for argv, words in ((["--scheme", "block", "--candidates"], "sliding scheme"),
+                        (["--decoder", "ar", "--adaptive"], "Jacobi's"),
+                        (["--prompts-file", "x.jsonl", "--batch-size", "2", "--candidates"], "plain Jacobi")):
+        what = [] if "--prompts-file" in argv else ["--prompt", "w5 w9"]
+        assert generate.main(["--model", "gsm8k-base", *what, "--device", "cpu", *argv]) == 2
+        assert words in capsys.readouterr().err

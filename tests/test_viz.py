@@ -62,8 +62,8 @@ def test_figure_has_one_frame_per_pass_and_a_fixed_legend():
     fig = trajectory_figure(result, current=1)
     assert [f.name for f in fig.frames] == ["0", "1", "2"]
     assert len(fig.layout.sliders[0].steps) == 3 and fig.layout.sliders[0].active == 1
-    legend = [t for t in fig.data if t.type == "scatter"]
-    assert [t.marker.color for t in legend] == [COLORS[s] for s in STATES]
+    legend = [t for t in fig.data if t.type == "scatter" and t.showlegend]
+    assert [t.marker.color for t in legend] == [COLORS[s] for s in STATES]  # no candidate mark without candidates
     heat = fig.data[0]
     assert list(heat.text[1]) == ["a", "b", "c", "d", "s", "f"]  # the figure opens at pass 1
     assert list(heat.z[1]) == list(STATES.index(s) for s in ("final", "final", "fast-forwarded", "fast-forwarded",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from model_utils.metrics import Progress, pass_states, run_progress
-from model_utils.records import DecodeResult
+from model_utils.records import DecodeResult, Pass
 
 STATES = ("final", "fast-forwarded", "stationary", "changing")
 LABELS = {
@@ -20,6 +20,8 @@ LABELS = {
     "changing": "still changing",
 }
 COLORS = {"final": "#c9ced6", "fast-forwarded": "#3aa655", "stationary": "#4a7fe0", "changing": "#f2b134"}
+CANDIDATE_LABEL = "◆ guessed by a candidate branch (n-gram or recycled) that won its pass"
+CANDIDATE_COLOR = "#7b2fa8"
 PLAY_MS = 700
 
 
@@ -74,40 +76,73 @@ def printable(text: str, width: int | None = 9) -> str:
     return html.escape(text if width is None or len(text) <= width else text[: width - 1] + "…", quote=False)
 
 
+def candidate_cells(result: DecodeResult) -> dict[tuple[int, int], str]:
+    """(pass, position) -> origin of every token that a winning candidate branch guessed and the pass verified."""
+    cells = {}
+    for k, p in enumerate(result.passes):
+        if p.winner:
+            branch = p.branches[p.winner - 1]
+            for i, (guessed, made) in enumerate(zip(branch, p.new_tokens)):
+                if guessed != made:
+                    break
+                cells[(k, p.start + 1 + i)] = p.branch_origins[p.winner - 1]
+    return cells
+
+
+def branch_note(p: Pass) -> str:
+    """What the candidate branches of a pass did, for its heading ("" without any)."""
+    if not p.branches:
+        return ""
+    if p.winner:
+        return f" · the {p.branch_origins[p.winner - 1]} candidate won"
+    return f" · {len(p.branches)} candidate(s) fed, the window won"
+
+
 def committed_by(result: DecodeResult) -> list[int]:
     """For each output position, the pass whose new tokens made it final (verified)."""
     return [p.index for p in result.passes for _ in p.new_tokens]
 
 
-def _frame(grid, result: DecodeResult, committed: list[int], name, full_name, k: int, rows: int,
-           title: str) -> go.Frame:
-    """Frame k: the heatmap of passes max(0, k-rows+1)..k, the title and the current-row box."""
+def _frame(grid, result: DecodeResult, committed: list[int], candidates: dict[tuple[int, int], str], name,
+           full_name, k: int, rows: int, title: str) -> go.Frame:
+    """Frame k: the heatmap of passes max(0, k-rows+1)..k, the candidate marks, the title and the current-row box."""
     lo = max(0, k - rows + 1)
-    z, text, hover = [], [], []
+    z, text, hover, marks = [], [], [], ([], [], [])
     for r in range(lo, k + 1):
         z.append([None if c is None else STATES.index(c.state) for c in grid[r]])
         text.append(["" if c is None else name(c.token) for c in grid[r]])
-        hover.append(["" if c is None else
-                      f"{full_name(c.token)} (id {c.token})<br>position {c.pos} · pass {r}<br>{LABELS[c.state]}"
-                      f"<br>committed by pass {committed[c.pos] if c.pos < len(committed) else '–'}"
-                      for c in grid[r]])
+        row = []
+        for j, c in enumerate(grid[r]):
+            origin = None if c is None else candidates.get((r, c.pos))
+            row.append("" if c is None else
+                       f"{full_name(c.token)} (id {c.token})<br>position {c.pos} · pass {r}<br>{LABELS[c.state]}"
+                       f"<br>committed by pass {committed[c.pos] if c.pos < len(committed) else '–'}"
+                       + (f"<br>guessed by the {origin} candidate" if origin else ""))
+            if origin:
+                marks[0].append(j + 0.34)
+                marks[1].append(r - 0.26)
+                marks[2].append(f"guessed by the {origin} candidate, verified in pass {r}")
+        hover.append(row)
     n = len(STATES)
     scale = [[(i + e) / n, COLORS[s]] for i, s in enumerate(STATES) for e in (0, 1)]
     heat = go.Heatmap(z=z, x=list(range(len(grid[0]))), y=list(range(lo, k + 1)), text=text, hovertext=hover,
                       texttemplate="%{text}", textfont={"size": 12}, hovertemplate="%{hovertext}<extra></extra>",
                       colorscale=scale,
                       zmin=-0.5, zmax=n - 0.5, showscale=False, xgap=2, ygap=2)
+    mark = go.Scatter(x=marks[0], y=marks[1], hovertext=marks[2], mode="markers", showlegend=False,
+                      hovertemplate="%{hovertext}<extra></extra>",
+                      marker={"symbol": "diamond", "size": 8, "color": CANDIDATE_COLOR})
     p = result.passes[k]
     green = sum(c is not None and c.state == "fast-forwarded" for c in grid[k])
     heading = (f"pass {k} of {len(result.passes) - 1} · block {max(p.block, 0)} · {green} slot(s) reached their "
-               f"final value (green) · {len(p.new_tokens)} token(s) verified")
+               f"final value (green) · {len(p.new_tokens)} token(s) verified{branch_note(p)}")
     layout = {
         "title": {"text": f"{title} · {heading}" if title else heading},
         "yaxis": {"range": [lo + rows - 0.5, lo - 0.5]},
         "shapes": [{"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": k - 0.5, "y1": k + 0.5,
                     "line": {"color": "#222", "width": 2}}],
     }
-    return go.Frame(name=str(k), data=[heat], traces=[0], layout=layout)
+    return go.Frame(name=str(k), data=[heat, mark], traces=[0, 1], layout=layout)
 
 
 def trajectory_figure(result: DecodeResult, tokenizer=None, current: int | None = None, rows: int = 12,
@@ -117,11 +152,15 @@ def trajectory_figure(result: DecodeResult, tokenizer=None, current: int | None 
     last = len(result.passes) - 1
     current = last if current is None else max(0, min(current, last))
     rows = min(rows, len(result.passes))
-    committed = committed_by(result)
-    frames = [_frame(grid, result, committed, name, full_name, k, rows, title) for k in range(len(result.passes))]
+    committed, candidates = committed_by(result), candidate_cells(result)
+    frames = [_frame(grid, result, committed, candidates, name, full_name, k, rows, title)
+              for k in range(len(result.passes))]
     legend = [go.Scatter(x=[None], y=[None], mode="markers", name=LABELS[s], showlegend=True,
                          marker={"symbol": "square", "size": 14, "color": COLORS[s]}) for s in STATES]
-    fig = go.Figure(data=[frames[current].data[0], *legend], frames=frames)
+    if candidates:
+        legend.append(go.Scatter(x=[None], y=[None], mode="markers", name=CANDIDATE_LABEL, showlegend=True,
+                                 marker={"symbol": "diamond", "size": 10, "color": CANDIDATE_COLOR}))
+    fig = go.Figure(data=[*frames[current].data, *legend], frames=frames)
     now = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": PLAY_MS, "redraw": True},
             "transition": {"duration": 0}}

@@ -64,6 +64,20 @@ def main() -> None:
             time.sleep(2)
             page.screenshot(path=os.path.join(OUT, "stepper.png"), full_page=True)
 
+            page.get_by_label("compare with a second model").uncheck()
+            page.locator("#stepper-scheme").get_by_label("sliding").check()
+            page.locator("#stepper-candidates input").check()
+            page.click("#stepper-run")
+            expect(page.locator("#stepper-summary")).to_contain_text("passes a candidate won", timeout=300_000)
+            title = page.locator("#trajectory-plot .gtitle")
+            for _ in range(200):  # back from the last pass to the latest one a candidate won
+                if "candidate won" in title.inner_text():
+                    break
+                page.click("#stepper-prev-pass")
+                time.sleep(0.4)
+            time.sleep(1.5)
+            page.screenshot(path=os.path.join(OUT, "stepper_candidates.png"), full_page=True)
+
             page.get_by_role("tab", name="Fine-tune").click()
             if a.finetune_data:
                 page.get_by_label("uploaded .jsonl").check()

@@ -1,0 +1,200 @@
+"""Candidate branches and the cost-aware window: exact (== greedy AR) on every family, and doing what they say."""
+import copy
+
+import pytest
+import torch
+
+from model_utils.candidates import Candidate, NgramIndex, RecyclePool, propose
+from model_utils.decoding import Forward, decode, decode_passes
+from model_utils.errors import UserError
+from model_utils.loading import encode_prompt, eos_ids, load_model
+from model_utils.records import DecodeResult
+from model_utils.tiny_models import tiny_model
+from model_utils.window import STRETCH, PassCosts, WidthStats, within_budget
+from viz.trajectory import CANDIDATE_LABEL, candidate_cells, trajectory_figure
+
+FAMILIES = ["llama", "gpt2", "qwen2", "gpt-neox", "phi", "mistral-sliding"]
+VARIANTS = [dict(candidates=True), dict(adaptive=True), dict(candidates=True, adaptive=True)]
+PROMPTS = [[1, 17, 33, 5, 60, 8], [4, 9, 4, 9, 4, 9, 4], [30, 31, 32, 33, 30, 31, 32, 33, 30, 31]]
+MAX_NEW = 40
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def model(request):
+    return tiny_model(request.param)
+
+
+@pytest.mark.parametrize("block_size", [3, 16])
+def test_every_variant_equals_greedy_ar_in_float64(model, block_size):
+    wins = 0
+    for prompt in PROMPTS:
+        ar = decode(model, prompt, decoder="ar", max_new_tokens=MAX_NEW).token_ids
+        for options in VARIANTS:
+            result = decode(model, prompt, block_size=block_size, max_new_tokens=MAX_NEW, **options)
+            assert result.token_ids == ar, options
+            wins += sum(p.winner > 0 for p in result.passes)
+    sliding_window = getattr(model.config, "sliding_window", None) is not None
+    assert (wins == 0) if sliding_window else (wins > 0)  # branches are fed, and win, where the cache allows
+
+
+def test_a_sliding_window_model_gets_no_branches():
+    model = tiny_model("mistral-sliding")
+    result = decode(model, PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, candidates=True)
+    assert all(not p.branches for p in result.passes)
+
+
+@pytest.mark.parametrize("max_new", [1, 2, 3, 5, 9])
+def test_a_candidate_longer_than_the_room_left_is_cut(model, max_new):
+    prompt = PROMPTS[2]
+    ar = decode(model, prompt, decoder="ar", max_new_tokens=max_new).token_ids
+    result = decode(model, prompt, block_size=16, max_new_tokens=max_new, candidates=True, adaptive=True)
+    assert result.token_ids == ar and len(result.token_ids) == max_new
+
+
+def test_eos_inside_a_winning_branch_stops_there():
+    model = tiny_model("gpt-neox")
+    free = decode(model, PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, candidates=True)
+    won = next(p for p in free.passes if p.winner and len(p.new_tokens) >= 3)
+    eos = won.new_tokens[1]  # a token the branch guessed, in the middle of what its pass made final
+    ar = decode(model, PROMPTS[1], decoder="ar", max_new_tokens=MAX_NEW, eos_ids={eos})
+    result = decode(model, PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, eos_ids={eos}, candidates=True)
+    assert result.token_ids == ar.token_ids and result.token_ids[-1] == eos and result.stop_reason == "eos"
+
+
+def test_cache_holds_the_prompt_and_every_final_token_but_the_carry(model):
+    passes = list(decode_passes(model, PROMPTS[2], block_size=6, max_new_tokens=MAX_NEW, candidates=True))
+    known = 0
+    for p in passes:
+        known += len(p.new_tokens)
+        assert p.cache_len == len(PROMPTS[2]) + known - 1
+        assert 1 <= len(p.new_tokens) <= 6
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("family", ["llama", "gpt2", "phi"])
+def test_each_branch_sees_only_the_sequence_and_itself(family, attention):
+    model = tiny_model(family)
+    model.config._attn_implementation = attention
+    prefix, window, branches = [1, 17, 33, 5, 60], [8, 40, 41, 42], [[50, 51, 52], [60, 61]]
+    fwd = Forward(model)
+    fwd.logits(prefix)
+    alone = []
+    for tokens in [window] + [[window[0]] + b for b in branches]:
+        f = copy.deepcopy(fwd)
+        alone.append(f.logits(tokens))
+    together = fwd.branch_logits(window, branches)
+    assert torch.allclose(together[:4], alone[0], atol=1e-10)
+    assert torch.allclose(together[4:7], alone[1][1:], atol=1e-10)
+    assert torch.allclose(together[7:9], alone[2][1:], atol=1e-10)
+
+
+def test_keeping_a_branch_leaves_the_cache_of_a_fresh_prefill(model):
+    if getattr(model.config, "sliding_window", None) is not None:
+        pytest.skip("branches are not fed to sliding-window caches")
+    prefix, window, branches = [1, 17, 33, 5, 60], [8, 40, 41, 42], [[50, 51, 52], [60, 61]]
+    fwd = Forward(model)
+    fwd.logits(prefix)
+    fwd.branch_logits(window, branches)
+    fwd.keep(9, [0, 7, 8])  # the carry 8, then the second branch: 60, 61
+    assert fwd.sequence == prefix + [8, 60, 61] and fwd.cache_len == 8
+    fresh = Forward(model)
+    fresh.logits(prefix + [8, 60, 61])
+    assert torch.allclose(fwd.logits([7]), fresh.logits([7]), atol=1e-10)
+
+
+def test_embedded_models_stay_exact_in_float32():
+    for name in ("gsm8k-base", "gsm8k-cllm"):
+        model, tokenizer = load_model(f"assets/models/{name}", device="cpu")
+        eos = eos_ids(model, tokenizer)
+        for question in ("Tom has 3 boxes with 12 apples each. He eats 5 apples. How many apples are left?",
+                         "A shop sells 4 pens for 3 dollars. How much do 20 pens cost?"):
+            ids = encode_prompt(tokenizer, question)
+            ar = decode(model, ids, decoder="ar", max_new_tokens=96, eos_ids=eos).token_ids
+            for options in VARIANTS:
+                assert decode(model, ids, max_new_tokens=96, eos_ids=eos, **options).token_ids == ar, (name, options)
+
+
+def test_records_say_where_guesses_came_from_and_which_branch_won():
+    result = decode(tiny_model("qwen2"), PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, candidates=True)
+    for p in result.passes[1:]:
+        assert len(p.origins) == len(p.window) and set(p.origins) <= {"model", "random"}
+        assert len(p.branches) == len(p.branch_origins) and set(p.branch_origins) <= {"ngram", "recycled"}
+        assert 0 <= p.winner <= len(p.branches)
+        if p.winner:
+            assert p.new_tokens[:-1] == p.branches[p.winner - 1][:len(p.new_tokens) - 1]
+    assert "random" in result.passes[1].origins  # the first window is refilled at random
+    again = DecodeResult.from_dict(result.to_dict())
+    assert [p.winner for p in again.passes] == [p.winner for p in result.passes]
+
+
+def test_ngram_index_continues_the_newest_earlier_occurrence():
+    index = NgramIndex([5, 6, 7, 8, 1, 5, 6, 7, 9, 2])
+    index.extend([5, 6, 7])
+    assert index.continuations(3) == [(9, 2, 5)]  # "5 6 7" last occurred before "9 2"; "6 7" agrees
+    index.extend([4])
+    assert index.continuations(3) == []
+
+
+def test_recycle_pool_and_propose():
+    pool = RecyclePool(size=2)
+    pool.add([3, 4, 5, 6])
+    pool.add([9, 4, 8])
+    pool.add([1])  # too short to continue anything
+    assert pool.continuations(4, 5) == [(8,), (5, 6)]
+    index = NgramIndex([1, 2, 3, 7, 7, 1, 2, 3, 4])
+    found = propose(index, pool, 4, guesses=[5, 6, 0], limit=3)
+    assert found == [Candidate((8,), "recycled")]  # (5, 6) repeats the window's own guesses
+    assert propose(index, pool, 4, guesses=[0], limit=0) == []
+
+
+def test_candidates_are_kept_within_the_budget():
+    found = [Candidate((1, 2, 3), "ngram"), Candidate((4, 5, 6, 7), "recycled"), Candidate((8,), "recycled")]
+    assert within_budget(found, 4) == [found[0], found[2]]
+
+
+def test_pass_costs_interpolate_and_never_fall_with_the_width():
+    costs = PassCosts({1: 1.0, 4: 2.5, 16: 4.0})
+    assert costs(1) == 1.0 and costs(2) == pytest.approx(1.5) and costs(16) == 4.0 and costs(40) == 4.0
+
+
+def test_widths_are_all_tried_then_the_fastest_is_played():
+    costs = PassCosts({1: 1.0, 2: 1.1, 16: 2.0})
+    stats = WidthStats([1, 2, 16])
+    assert stats.choose(costs, 0.0) == 1  # never played: first
+    for _ in range(50):
+        stats.record(1, 1, 0)
+        stats.record(2, 1, 0)  # a second slot that never holds
+        stats.record(16, 1, 0)
+    assert stats.choose(costs, 0.0) == 1  # a model whose guesses fail decodes as AR
+    for _ in range(50):
+        stats.record(16, 5, 0)  # guesses that hold: 5 tokens a pass for twice the cost
+    assert stats.choose(costs, 0.0) == 16
+
+
+def test_the_adaptive_window_plays_each_width_for_a_stretch_first():
+    model = tiny_model("llama", seed=1)  # a fresh model: nothing is known of its widths yet
+    result = decode(model, [1, 17, 33, 5, 60, 8], block_size=4, max_new_tokens=100, adaptive=True)
+    widths = [len(p.window) for p in result.passes[1:1 + 3 * STRETCH]]
+    assert widths == [1] * STRETCH + [2] * STRETCH + [4] * STRETCH
+
+
+def test_bad_combinations_are_refused_in_one_sentence():
+    model = tiny_model("llama")
+    with pytest.raises(UserError, match="sliding scheme"):
+        decode(model, PROMPTS[0], scheme="block", candidates=True)
+    with pytest.raises(UserError, match="greedy"):
+        decode(model, PROMPTS[0], temperature=0.7, adaptive=True)
+    with pytest.raises(UserError, match="Jacobi's"):
+        decode(model, PROMPTS[0], decoder="ar", candidates=True)
+
+
+def test_the_stepper_marks_what_a_winning_candidate_guessed():
+    result = decode(tiny_model("phi"), PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, candidates=True)
+    cells = candidate_cells(result)
+    won = [k for k, p in enumerate(result.passes) if p.winner]
+    assert cells and {k for k, _ in cells} <= set(won)
+    fig = trajectory_figure(result, current=won[0])
+    assert any(t.name == CANDIDATE_LABEL for t in fig.data)
+    marks = fig.frames[won[0]].data[1]
+    assert len(marks.x) >= 1 and "candidate" in marks.hovertext[0]
+    assert "candidate won" in fig.frames[won[0]].layout.title.text
