@@ -12,7 +12,6 @@ branch of the same pass and keeps it only as far as the model's own predictions 
 from collections import deque
 from dataclasses import dataclass
 
-ORIGINS = ("model", "ngram", "recycled", "random")  # where a guess came from (records and the stepper)
 NGRAM_SIZES = (3, 2)
 
 

@@ -11,15 +11,16 @@ c[i] == a[i-1] are verified, so the pass makes f tokens final (c[1:f] and a[f-1]
 is cropped back to the verified part.
 """
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
-from transformers.cache_utils import DynamicLayer
 
+from model_utils.branches import editable, honours_masks, keep_positions, layout
 from model_utils.candidates import Candidate
 from model_utils.errors import UserError
-from model_utils.loading import encode_prompt, eos_ids
+from model_utils.loading import context_length, encode_prompt, eos_ids
 from model_utils.records import DecodeResult, Pass
 from model_utils.window import Planner
 
@@ -67,34 +68,22 @@ class Forward:
 
     @property
     def takes_branches(self) -> bool:
-        """Whether candidate branches can share a pass: a full-attention DynamicCache (no sliding-window or
-        recurrent layers, whose K/V cannot be picked token by token) and an attention that takes a 4D mask."""
-        return (self.cache is not None and all(type(layer) is DynamicLayer for layer in self.cache.layers)
-                and self.model.config._attn_implementation in ("sdpa", "eager"))
+        """Whether candidate branches can share a pass (model_utils.branches): a cache whose positions can be
+        dropped one by one, and a forward that honours a 4D mask."""
+        return editable(self.cache) and honours_masks(self.model)
 
     @torch.inference_mode()
-    def branch_logits(self, window: list[int], branches: list[list[int]]) -> torch.Tensor:
-        """Logits after every slot of the window followed by every branch, in one forward; each branch continues
-        window[0] and sees only the cached sequence, window[0] and its own earlier tokens (beyond-jacobi.md §5a).
-        Everything fed joins the sequence; `keep` then picks what stays."""
-        t, s = len(self.sequence), len(window)
+    def branch_logits(self, window: list[int], branches: list[list[int]]) -> list[torch.Tensor]:
+        """Logits after every slot of the window, then of each branch, from one forward; each branch continues
+        window[0] and sees only the cached sequence, window[0] and its own earlier tokens. Everything fed joins
+        the sequence; `keep` then picks what stays."""
         ids = window + [x for b in branches for x in b]
-        positions, allowed = list(range(t, t + s)), torch.ones(len(ids), t + len(ids), dtype=torch.bool)
-        allowed[:, t:] = False
-        allowed[:s, t:t + s] = torch.ones(s, s, dtype=torch.bool).tril()
-        row = s
-        for b in branches:
-            positions += range(t + 1, t + 1 + len(b))
-            allowed[row:row + len(b), t] = True
-            allowed[row:row + len(b), t + row:t + row + len(b)] = torch.ones(len(b), len(b), dtype=torch.bool).tril()
-            row += len(b)
-        dtype = self.model.dtype
-        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-        out = self.model(input_ids=torch.tensor([ids], device=self.device), cache=self.cache, use_cache=True,
-                         position_ids=torch.tensor([positions], device=self.device),
-                         attention_mask=mask[None, None].to(self.device), logits_to_keep=len(ids))
+        positions, mask = layout(len(self.sequence), len(window), [len(b) for b in branches], self.model.dtype,
+                                 self.device)
+        logits = self.model(input_ids=torch.tensor([ids], device=self.device), cache=self.cache, use_cache=True,
+                            position_ids=positions, attention_mask=mask, logits_to_keep=len(ids)).logits[0].float()
         self.sequence += ids
-        return out.logits[0].float()
+        return list(logits.split([len(window)] + [len(b) for b in branches]))
 
     def keep(self, fed: int, slots: list[int]) -> None:
         """Of the last `fed` tokens of the sequence, keep those at `slots` (increasing) and forget the rest."""
@@ -103,9 +92,7 @@ class Forward:
             return
         t = len(self.sequence) - fed
         self.sequence = self.sequence[:t] + [self.sequence[t + i] for i in slots]
-        index = torch.tensor(list(range(t)) + [t + i for i in slots], device=self.device)
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys.index_select(-2, index), layer.values.index_select(-2, index)
+        keep_positions(self.cache, torch.tensor(list(range(t)) + [t + i for i in slots], device=self.device))
         assert self.cache_len == len(self.sequence), "cache out of step with the sequence"
 
     def rollback(self, n: int) -> None:
@@ -120,11 +107,6 @@ class Forward:
         else:
             self.cache = None
         assert self.cache_len == len(self.sequence), "cache out of step with the sequence"
-
-
-def context_length(model: PreTrainedModel) -> int | None:
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
 def check_inputs(model: PreTrainedModel, prompt_ids: list[int], max_new_tokens: int,
@@ -155,6 +137,14 @@ def cut_at_stop(new_tokens: list[int], known: list[int], eos_ids: set[int],
     return new_tokens, None
 
 
+def verified(guesses: list[int], predictions: list[int]) -> int:
+    """How many guesses in a row equal the model's prediction before them (predictions[i] precedes guesses[i])."""
+    n = 0
+    while n < len(guesses) and guesses[n] == predictions[n]:
+        n += 1
+    return n
+
+
 class JacobiRow:
     """One prompt's Jacobi state between passes: its verified tokens, the next window, why it stopped.
 
@@ -173,7 +163,7 @@ class JacobiRow:
         self.window: list[int] = []
         self.origins: list[str] = []  # where each window slot's guess came from
         self.kept_slots: list[int] = []  # the fed slots whose K/V the last pass keeps
-        self.verified: list[int] = []  # how many guesses the last pass verified, per branch (the window first)
+        self.window_verified = 0  # how many of the window's guesses the last pass verified
         self.block, self.n_passes = 0, 0
         self.stop: str | None = None
 
@@ -204,8 +194,8 @@ class JacobiRow:
         self.window = ahead + self.guesses(refill)
         self.origins = ["model"] * len(ahead) + ["random"] * max(refill, 0)
 
-    def advance(self, predicted: list[int], seconds: float, branches: list[Candidate] = (),
-                branch_predicted: list[list[int]] = ()) -> Pass:
+    def advance(self, predicted: list[int], seconds: float, branches: Sequence[Candidate] = (),
+                branch_predicted: Sequence[list[int]] = ()) -> Pass:
         """Verify the window (and any candidate branches fed beside it) against the argmax predictions after each
         slot; keep the branch that verifies the most and set up the next window.
 
@@ -213,16 +203,11 @@ class JacobiRow:
         in the cache (`kept_slots`).
         """
         window, start, s = self.window, len(self.known) - 1, len(self.window)
-        f = 1
-        while f < s and window[f] == predicted[f - 1]:
-            f += 1
+        f = 1 + verified(window[1:], predicted)
         winner, made, ahead, self.kept_slots = 0, window[1:f] + [predicted[f - 1]], predicted[f - 1:], list(range(f))
-        offset, self.verified = s, [f - 1]
+        self.window_verified, offset = f - 1, s
         for i, (b, bp) in enumerate(zip(branches, branch_predicted), 1):
-            a = 0  # b.tokens[a] is checked against the prediction after window[0] (a = 0) or after b.tokens[a - 1]
-            while a < len(b.tokens) and b.tokens[a] == (bp[a - 1] if a else predicted[0]):
-                a += 1
-            self.verified.append(a)
+            a = verified(list(b.tokens), [predicted[0]] + bp)
             if a + 1 > len(made):
                 winner, made, ahead = i, list(b.tokens[:a]) + [bp[a - 1]], bp[a - 1:]
                 self.kept_slots = [0] + list(range(offset, offset + a))
@@ -274,26 +259,28 @@ def jacobi_passes(model: PreTrainedModel, prompt_ids: list[int], *, block_size: 
 
     Sliding only: `candidates` feeds up to MAX_BRANCHES continuations from n-grams and recycled guesses
     (model_utils.candidates; at most `budget` tokens, block_size by default) beside the window in the same
-    pass and keeps the branch that verifies the most; `adaptive` picks each pass's width and candidates
-    from measured pass costs (model_utils.window). Both leave the output equal to greedy AR.
+    pass and keeps the branch that verifies the most; `adaptive` picks each pass's width from measured pass
+    costs (model_utils.window; the first run of a model times them, inside its prefill pass). Both leave the
+    output equal to greedy AR.
     """
     row = JacobiRow(model, prompt_ids, block_size=block_size, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
                     scheme=scheme, seed=seed)
-    planner = None
+    make_planner = None
     if candidates or adaptive:
         if scheme != "sliding":
-            raise UserError("Candidate branches and the adaptive window work with the sliding scheme: choose "
-                            "--scheme sliding, or turn them off with --no-candidates --no-adaptive.")
+            raise UserError("Candidate branches and the adaptive window work with the sliding scheme: choose it, "
+                            "or turn both off.")
         budget = block_size if budget is None else budget
-        if budget < 1:
+        if candidates and budget < 1:
             raise UserError(f"The candidate budget must be at least 1 token (got {budget}).")
-        planner = Planner(model, row.prompt_ids, block_size=block_size, candidates=candidates, adaptive=adaptive,
-                          budget=budget, max_branches=MAX_BRANCHES)
-    return _passes(row, Forward(model, use_cache), planner)
+        make_planner = partial(Planner, model, row.prompt_ids, block_size=block_size, candidates=candidates,
+                               adaptive=adaptive, budget=budget, max_branches=MAX_BRANCHES)
+    return _passes(row, Forward(model, use_cache), make_planner)
 
 
-def _passes(row: JacobiRow, fwd: Forward, planner: Planner | None = None) -> Iterator[Pass]:
+def _passes(row: JacobiRow, fwd: Forward, make_planner: Callable[[], Planner] | None = None) -> Iterator[Pass]:
     t0 = time.perf_counter()
+    planner = make_planner() if make_planner is not None else None
     first = fwd(row.prompt_ids, last_only=True)[0]
     yield row.begin(first, time.perf_counter() - t0)
     if planner is not None:
@@ -306,18 +293,15 @@ def _passes(row: JacobiRow, fwd: Forward, planner: Planner | None = None) -> Ite
             row.window, row.origins = row.window[:width], row.origins[:width]
         window, fed = row.window, len(row.window) + sum(len(b.tokens) for b in branches)
         if branches:
-            predictions = fwd.branch_logits(window, [list(b.tokens) for b in branches]).argmax(-1).tolist()
-            predicted, branch_predicted, at = predictions[:len(window)], [], len(window)
-            for b in branches:
-                branch_predicted.append(predictions[at:at + len(b.tokens)])
-                at += len(b.tokens)
+            predicted, *branch_predicted = [x.argmax(-1).tolist()
+                                            for x in fwd.branch_logits(window, [list(b.tokens) for b in branches])]
         else:
             predicted, branch_predicted = fwd(window), []
         p = row.advance(predicted, 0.0, branches, branch_predicted)
         fwd.keep(fed, row.kept_slots)  # the winning branch's verified part (cut at EOS or the length limit)
         assert fwd.cache_len == p.cache_len, "cache length invariant broken"
         if planner is not None:
-            planner.learn(p, row.verified, predicted, time.perf_counter() - t0)
+            planner.learn(p, row.window_verified, predicted, time.perf_counter() - t0)
         p.seconds = time.perf_counter() - t0
         yield p
 
@@ -335,12 +319,12 @@ def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str
     if temperature < 0:
         raise UserError(f"The temperature must be 0 (greedy) or above (got {temperature}).")
     if decoder == "ar" and (candidates or adaptive):
-        raise UserError("Candidate branches and the adaptive window are Jacobi's: choose --decoder jacobi, or "
-                        "leave them out.")
+        raise UserError("Candidate branches and the adaptive window are Jacobi's: choose the Jacobi decoder, "
+                        "or turn both off.")
     if temperature > 0:
         if decoder == "jacobi" and (candidates or adaptive):
-            raise UserError("Candidate branches and the adaptive window are for greedy decoding: turn them off "
-                            "(--no-candidates --no-adaptive) to sample.")
+            raise UserError("Candidate branches and the adaptive window are for greedy decoding: turn both off "
+                            "to sample.")
         from model_utils.sampling import Sampling, sampled_passes  # sampling builds on this module
         if decoder == "jacobi" and scheme != "sliding":
             raise UserError("Sampled Jacobi decoding uses the sliding scheme: choose --scheme sliding.")

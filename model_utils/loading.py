@@ -220,3 +220,9 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: str | list[dict]
         out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         return list(out["input_ids"] if hasattr(out, "keys") else out)
     return tokenizer("\n".join(m["content"] for m in messages))["input_ids"]
+
+
+def context_length(model: PreTrainedModel) -> int | None:
+    """The model's context in tokens (None where its config names none)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)

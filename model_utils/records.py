@@ -10,9 +10,9 @@ class Pass:
     positions start..start+len(window)-1 (empty for the prefill); `guess` is the decoder's
     belief after the pass at positions start.., i.e. the Jacobi state; `new_tokens` are the
     tokens this pass made final (verified), in order. `origins` says where each window slot's guess
-    came from (model_utils.candidates.ORIGINS); `branches` are the candidate continuations fed beside the
-    window in the same pass (with their `branch_origins`); `winner` is the one whose tokens were kept:
-    0 for the window, i for branches[i - 1].
+    came from ("model": the previous pass's prediction, "random": a refill); `branches` are the candidate
+    continuations fed beside the window in the same pass, `branch_origins` where each came from ("ngram" or
+    "recycled"), and `winner` the one whose tokens were kept: 0 for the window, i for branches[i - 1].
     """
     index: int
     block: int

@@ -9,6 +9,7 @@ tokens per pass, plus an optimism bonus for widths seen little (discounted UCB, 
 over c(width + the candidate tokens fed beside it) plus the decoder's own time per pass. A model whose guesses
 do not hold thus settles near greedy AR (a window of one), and a CLLM on the whole window.
 """
+import copy
 import statistics
 import time
 import weakref
@@ -19,6 +20,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from model_utils.candidates import Candidate, NgramIndex, RecyclePool, propose
+from model_utils.loading import context_length
 from model_utils.records import Pass
 
 MEASURED_WIDTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -48,22 +50,28 @@ class PassCosts:
 def measure_pass_costs(model: PreTrainedModel, max_width: int, context: int = 64, repeats: int = 9) -> PassCosts:
     """Median seconds of forwards of each measured width up to max_width over a cached `context`-token prefix,
     the widths taken in turn so that drift hits all alike, made non-decreasing in the width."""
+    limit = context_length(model)
+    if limit is not None:  # a learned-position model takes no position past its context
+        max_width = max(1, min(max_width, limit - 1 - context))
+        context = min(context, limit - 1 - max_width)
     widths = [w for w in MEASURED_WIDTHS if w < max_width] + [max_width]
-    vocab = model.get_output_embeddings().weight.shape[0]
+    vocab = model.get_input_embeddings().num_embeddings
     ids = torch.randint(vocab, (1, context + max_width), generator=torch.Generator().manual_seed(0)).to(model.device)
-    cache = DynamicCache(config=model.config)
-    cache.activate_past_recording()
-    model(input_ids=ids[:, :context], cache=cache, use_cache=True, logits_to_keep=1)
+    prefix = DynamicCache(config=model.config)
+    prefix.activate_past_recording()
+    model(input_ids=ids[:, :context], cache=prefix, use_cache=True, logits_to_keep=1)
     times: dict[int, list[float]] = {w: [] for w in widths}
     for _ in range(repeats + 2):
         for w in widths:
+            cache = prefix if prefix.is_croppable else copy.deepcopy(prefix)  # recurrent layers: a fresh copy
             t0 = time.perf_counter()
             model(input_ids=ids[:, context:context + w], cache=cache, use_cache=True,
                   position_ids=torch.arange(context, context + w, device=model.device)[None])
             if model.device.type == "cuda":
                 torch.cuda.synchronize()
             times[w].append(time.perf_counter() - t0)
-            cache.crop(-w)
+            if prefix.is_croppable:
+                prefix.crop(-w)
     medians = [statistics.median(times[w][2:]) for w in widths]
     return PassCosts(dict(zip(widths, accumulate(medians, max))))
 
@@ -83,16 +91,16 @@ class WidthStats:
     def __init__(self, widths: list[int]):
         self.passes = dict.fromkeys(widths, 0.0)
         self.tokens = dict.fromkeys(widths, 0.0)
-        self.extra = dict.fromkeys(widths, 0.0)
+        self.candidate_tokens = dict.fromkeys(widths, 0.0)
 
-    def record(self, width: int, tokens: int, extra: int) -> None:
+    def record(self, width: int, tokens: int, candidate_tokens: int) -> None:
         for w in self.passes:
             self.passes[w] *= DECAY
             self.tokens[w] *= DECAY
-            self.extra[w] *= DECAY
+            self.candidate_tokens[w] *= DECAY
         self.passes[width] += 1
         self.tokens[width] += tokens
-        self.extra[width] += extra
+        self.candidate_tokens[width] += candidate_tokens
 
     def choose(self, costs: PassCosts, overhead: float) -> int:
         """The width with the highest optimistic tokens per second; a width never played comes first."""
@@ -103,7 +111,7 @@ class WidthStats:
             if n < 1:
                 return float("inf")
             per_pass = self.tokens[w] / n + OPTIMISM * sqrt(log(max(total, 2.0)) / n)
-            return per_pass / (costs(round(w + self.extra[w] / n)) + overhead)
+            return per_pass / (costs(round(w + self.candidate_tokens[w] / n)) + overhead)
 
         return max(self.passes, key=lambda w: (value(w), -w))
 
@@ -153,14 +161,15 @@ class Planner:
             found = propose(self.index, self.pool, len(window) - 1, window[1:width], self.max_branches)
         return width, within_budget(found, self.budget)
 
-    def learn(self, p: Pass, verified: list[int], predicted: list[int], seconds: float) -> None:
+    def learn(self, p: Pass, window_verified: int, predicted: list[int], seconds: float) -> None:
         """Count what the pass made final, index its new tokens, pool the guesses it refuted, and time it."""
-        extra = sum(len(b) for b in p.branches)
+        fed = len(p.window) + sum(len(b) for b in p.branches)
         if self.stats is not None and len(p.window) == self.width:  # not a pass cut short by the length limit
-            self.stats.record(self.width, len(p.new_tokens), extra)
+            self.stats.record(self.width, len(p.new_tokens), fed - len(p.window))
             self.played += 1
-            self.overhead = 0.9 * self.overhead + 0.1 * max(seconds - self.costs(len(p.window) + extra), 0.0)
-        self.extend(p.new_tokens)
-        self.pool.add(p.window[verified[0] + 1:])
-        if p.winner:
-            self.pool.add(predicted[verified[0]:])
+            self.overhead = 0.9 * self.overhead + 0.1 * max(seconds - self.costs(fed), 0.0)
+        if self.index is not None:
+            self.index.extend(p.new_tokens)
+            self.pool.add(p.window[window_verified + 1:])
+            if p.winner:
+                self.pool.add(predicted[window_verified:])

@@ -1,16 +1,18 @@
 """Candidate branches and the cost-aware window: exact (== greedy AR) on every family, and doing what they say."""
 import copy
+from functools import partial
 
 import pytest
 import torch
 
+from model_utils.branches import honours_masks
 from model_utils.candidates import Candidate, NgramIndex, RecyclePool, propose
-from model_utils.decoding import Forward, decode, decode_passes
+from model_utils.decoding import Forward, JacobiRow, _passes, decode
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids, load_model
 from model_utils.records import DecodeResult
 from model_utils.tiny_models import tiny_model
-from model_utils.window import STRETCH, PassCosts, WidthStats, within_budget
+from model_utils.window import STRETCH, PassCosts, Planner, WidthStats, within_budget
 from viz.trajectory import CANDIDATE_LABEL, candidate_cells, trajectory_figure
 
 FAMILIES = ["llama", "gpt2", "qwen2", "gpt-neox", "phi", "mistral-sliding"]
@@ -43,31 +45,64 @@ def test_a_sliding_window_model_gets_no_branches():
     assert all(not p.branches for p in result.passes)
 
 
-@pytest.mark.parametrize("max_new", [1, 2, 3, 5, 9])
-def test_a_candidate_longer_than_the_room_left_is_cut(model, max_new):
-    prompt = PROMPTS[2]
-    ar = decode(model, prompt, decoder="ar", max_new_tokens=max_new).token_ids
-    result = decode(model, prompt, block_size=16, max_new_tokens=max_new, candidates=True, adaptive=True)
-    assert result.token_ids == ar and len(result.token_ids) == max_new
+def test_a_candidate_longer_than_the_room_left_is_cut(model):
+    prompt, longer = PROMPTS[2], 0
+    for max_new in (1, 2, 3, 5, 9):
+        ar = decode(model, prompt, decoder="ar", max_new_tokens=max_new).token_ids
+        result = decode(model, prompt, block_size=16, max_new_tokens=max_new, candidates=True, adaptive=True)
+        assert result.token_ids == ar and len(result.token_ids) == max_new
+        made = 0
+        for p in result.passes:
+            longer += any(len(b) > max_new - made for b in p.branches)  # a branch past the end of the answer
+            made += len(p.new_tokens)
+    sliding_window = getattr(model.config, "sliding_window", None) is not None
+    assert sliding_window or longer > 0
 
 
 def test_eos_inside_a_winning_branch_stops_there():
     model = tiny_model("gpt-neox")
     free = decode(model, PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, candidates=True)
-    won = next(p for p in free.passes if p.winner and len(p.new_tokens) >= 3)
-    eos = won.new_tokens[1]  # a token the branch guessed, in the middle of what its pass made final
+    before, eos = [], None
+    for p in free.passes:
+        fresh = [t for t in p.new_tokens[1:-1] if t not in before + p.new_tokens[:1]]
+        if p.winner and fresh:  # a token this branch guessed that the answer has not had before
+            eos = fresh[0]
+            break
+        before += p.new_tokens
+    assert eos is not None
     ar = decode(model, PROMPTS[1], decoder="ar", max_new_tokens=MAX_NEW, eos_ids={eos})
     result = decode(model, PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, eos_ids={eos}, candidates=True)
     assert result.token_ids == ar.token_ids and result.token_ids[-1] == eos and result.stop_reason == "eos"
+    assert result.passes[-1].winner > 0 and result.passes[-1].new_tokens[-1] == eos
 
 
 def test_cache_holds_the_prompt_and_every_final_token_but_the_carry(model):
-    passes = list(decode_passes(model, PROMPTS[2], block_size=6, max_new_tokens=MAX_NEW, candidates=True))
-    known = 0
-    for p in passes:
-        known += len(p.new_tokens)
-        assert p.cache_len == len(PROMPTS[2]) + known - 1
+    row = JacobiRow(model, PROMPTS[2], block_size=6, max_new_tokens=MAX_NEW, eos_ids=set(), scheme="sliding", seed=0)
+    fwd = Forward(model)
+    planner = partial(Planner, model, row.prompt_ids, block_size=6, candidates=True, adaptive=False, budget=6,
+                      max_branches=2)
+    for p in _passes(row, fwd, planner):
+        assert fwd.sequence == PROMPTS[2] + row.known[:-1]
         assert 1 <= len(p.new_tokens) <= 6
+    fresh = Forward(model)
+    fresh.logits(PROMPTS[2] + row.known[:-1])
+    assert torch.allclose(fwd.logits(row.known[-1:]), fresh.logits(row.known[-1:]), atol=1e-10)
+
+
+def test_a_forward_that_ignores_the_mask_gets_no_branches():
+    model = tiny_model("llama", seed=4)
+    forward = model.forward
+    model.forward = lambda *args, attention_mask=None, **kw: forward(*args, **kw)  # e.g. an ALiBi or flash model
+    assert not honours_masks(model)
+    result = decode(model, PROMPTS[1], block_size=8, max_new_tokens=MAX_NEW, candidates=True)
+    assert all(not p.branches for p in result.passes)
+    assert result.token_ids == decode(model, PROMPTS[1], decoder="ar", max_new_tokens=MAX_NEW).token_ids
+
+
+def test_pass_costs_stay_inside_a_short_context():
+    model = tiny_model("gpt2")  # learned positions: 128 of them
+    result = decode(model, PROMPTS[0], block_size=60, max_new_tokens=MAX_NEW, candidates=True, adaptive=True)
+    assert result.token_ids == decode(model, PROMPTS[0], decoder="ar", max_new_tokens=MAX_NEW).token_ids
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
@@ -82,10 +117,10 @@ def test_each_branch_sees_only_the_sequence_and_itself(family, attention):
     for tokens in [window] + [[window[0]] + b for b in branches]:
         f = copy.deepcopy(fwd)
         alone.append(f.logits(tokens))
-    together = fwd.branch_logits(window, branches)
-    assert torch.allclose(together[:4], alone[0], atol=1e-10)
-    assert torch.allclose(together[4:7], alone[1][1:], atol=1e-10)
-    assert torch.allclose(together[7:9], alone[2][1:], atol=1e-10)
+    main, first, second = fwd.branch_logits(window, branches)
+    assert torch.allclose(main, alone[0], atol=1e-10)
+    assert torch.allclose(first, alone[1][1:], atol=1e-10)
+    assert torch.allclose(second, alone[2][1:], atol=1e-10)
 
 
 def test_keeping_a_branch_leaves_the_cache_of_a_fresh_prefill(model):
@@ -172,7 +207,7 @@ def test_widths_are_all_tried_then_the_fastest_is_played():
 
 
 def test_the_adaptive_window_plays_each_width_for_a_stretch_first():
-    model = tiny_model("llama", seed=1)  # a fresh model: nothing is known of its widths yet
+    model = tiny_model("llama")  # a new model object: nothing is known of its widths yet
     result = decode(model, [1, 17, 33, 5, 60, 8], block_size=4, max_new_tokens=100, adaptive=True)
     widths = [len(p.window) for p in result.passes[1:1 + 3 * STRETCH]]
     assert widths == [1] * STRETCH + [2] * STRETCH + [4] * STRETCH

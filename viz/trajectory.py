@@ -89,6 +89,16 @@ def candidate_cells(result: DecodeResult) -> dict[tuple[int, int], str]:
     return cells
 
 
+def fed_note(p: Pass, pos: int, name) -> str:
+    """Hover line: what the pass fed at a position and where that guess came from ("" outside its window)."""
+    j = pos - p.start
+    if not p.origins or not 0 <= j < len(p.window):
+        return ""
+    what = ("the last verified token" if j == 0 else "a random refill" if p.origins[j] == "random"
+            else "the model's guess from the pass before")
+    return f"<br>fed {name(p.window[j])} here: {what}"
+
+
 def branch_note(p: Pass) -> str:
     """What the candidate branches of a pass did, for its heading ("" without any)."""
     if not p.branches:
@@ -117,6 +127,7 @@ def _frame(grid, result: DecodeResult, committed: list[int], candidates: dict[tu
             row.append("" if c is None else
                        f"{full_name(c.token)} (id {c.token})<br>position {c.pos} · pass {r}<br>{LABELS[c.state]}"
                        f"<br>committed by pass {committed[c.pos] if c.pos < len(committed) else '–'}"
+                       + fed_note(result.passes[r], c.pos, full_name)
                        + (f"<br>guessed by the {origin} candidate" if origin else ""))
             if origin:
                 marks[0].append(j + 0.34)
