@@ -129,7 +129,7 @@ def metrics_line(side: Side, other: Side, other_name: str) -> str:
         return line + " · streaming…"
     s = summarize(r)
     won = sum(p.winner > 0 for p in r.passes)
-    branches = f" · {won} passes won by a candidate" if side.speedups.get("candidates") else ""
+    branches = f" · {won} pass(es) won by a candidate" if side.speedups.get("candidates") else ""
     return line + (f" · {s['fast_forwarded']} fast-forwarded · {s['stationary']} stationary{branches} · "
                    f"{end_of(side)}")
 

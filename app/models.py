@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model_utils.decoding import decode_text
+from model_utils.decoding import decode_text, warm_up
 from model_utils.errors import UserError
 from model_utils.loading import EMBEDDED, decoding_threads, load_model
 from model_utils.records import DecodeResult
@@ -58,6 +58,7 @@ class Models:
         if key not in self.cache:
             self.cache[key] = load_model(name, device=s.device, dtype=s.dtype, bits=s.bits,
                                          trust_remote_code=s.trust_remote_code)
+            warm_up(self.cache[key][0])
             while len(self.cache) > self.capacity:
                 self.cache.popitem(last=False)
             torch.set_num_threads(s.threads or decoding_threads([m for m, _ in self.cache.values()]))

@@ -22,7 +22,7 @@ from model_utils.candidates import Candidate
 from model_utils.errors import UserError
 from model_utils.loading import context_length, encode_prompt, eos_ids
 from model_utils.records import DecodeResult, Pass
-from model_utils.window import Planner
+from model_utils.window import Planner, pass_costs
 
 DECODERS = ("ar", "jacobi")
 SCHEMES = ("sliding", "block")
@@ -304,6 +304,12 @@ def _passes(row: JacobiRow, fwd: Forward, make_planner: Callable[[], Planner] | 
             planner.learn(p, row.window_verified, predicted, time.perf_counter() - t0)
         p.seconds = time.perf_counter() - t0
         yield p
+
+
+def warm_up(model: PreTrainedModel) -> None:
+    """Do now what the first fast Jacobi run of a model would: time its passes and check it takes branches."""
+    pass_costs(model)
+    honours_masks(model)
 
 
 def decode_passes(model: PreTrainedModel, prompt_ids: list[int], *, decoder: str = "jacobi",

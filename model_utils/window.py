@@ -24,6 +24,7 @@ from model_utils.loading import context_length
 from model_utils.records import Pass
 
 MEASURED_WIDTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+WARM_WIDTH = 32  # measured at least this wide: a 16-token window and 16 candidate tokens
 WIDTHS = (1, 2, 4, 8)  # the widths played, with the block size
 STRETCH = 8  # passes played at a width before choosing again
 DECAY = 0.995  # per pass: what older passes still weigh
@@ -76,13 +77,15 @@ def measure_pass_costs(model: PreTrainedModel, max_width: int, context: int = 64
     return PassCosts(dict(zip(widths, accumulate(medians, max))))
 
 
-def pass_costs(model: PreTrainedModel, max_width: int) -> PassCosts:
-    """measure_pass_costs, once per model, device, dtype and width limit (kept while the model lives)."""
+def pass_costs(model: PreTrainedModel, max_width: int = WARM_WIDTH) -> PassCosts:
+    """measure_pass_costs up to at least max_width (WARM_WIDTH by default), once per model, device and dtype
+    unless a wider width is asked for later (kept while the model lives)."""
     per_model = _measured.setdefault(model, {})
-    key = (str(model.device), model.dtype, max_width)
-    if key not in per_model:
-        per_model[key] = measure_pass_costs(model, max_width)
-    return per_model[key]
+    key = (str(model.device), model.dtype)
+    if key not in per_model or per_model[key][0] < max_width:
+        width = max(max_width, WARM_WIDTH)
+        per_model[key] = (width, measure_pass_costs(model, width))
+    return per_model[key][1]
 
 
 class WidthStats:

@@ -59,7 +59,7 @@ def test_chat_streams_both_panels_and_fills_the_metrics(client, tiny_models):
     assert template.count("```text") == 2 and "w5" in template  # what each model was fed
     assert "Identical outputs, token for token" in match  # greedy Jacobi == greedy AR on the same model
     assert status == ""
-    assert "+ candidates + adaptive" in m_right and "passes won by a candidate" in m_right  # the default
+    assert "+ candidates + adaptive" in m_right and "pass(es) won by a candidate" in m_right  # the default
 
 
 def test_chat_speedups_can_be_turned_off_per_panel(client, tiny_models):

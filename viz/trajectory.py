@@ -179,7 +179,8 @@ def trajectory_figure(result: DecodeResult, tokenizer=None, current: int | None 
     crowded = len(frames) > 30  # then only the current pass is labelled on the slider
     fig.update_layout(
         title={"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 14}},
-        height=plot_px + 260, margin={"l": 60, "r": 20, "t": 120, "b": 140}, plot_bgcolor="white",
+        height=plot_px + 260 + 24 * bool(candidates), plot_bgcolor="white",
+        margin={"l": 60, "r": 20, "t": 120 + 24 * bool(candidates), "b": 140},  # room for the legend's extra row
         xaxis={"title": {"text": "window slot", "standoff": 4}, "side": "top", "dtick": 1, "showgrid": False,
                "range": [-0.5, len(grid[0]) - 0.5], "zeroline": False},
         yaxis={"title": "forward pass", "dtick": 1, "showgrid": False, "zeroline": False},

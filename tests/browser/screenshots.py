@@ -69,9 +69,9 @@ def main() -> None:
             page.locator("#stepper-candidates input").check()
             page.click("#stepper-run")
             expect(page.locator("#stepper-summary")).to_contain_text("passes a candidate won", timeout=300_000)
-            title = page.locator("#trajectory-plot .gtitle")
+            title = page.locator("#trajectory-plot .gtitle").first
             for _ in range(200):  # back from the last pass to the latest one a candidate won
-                if "candidate won" in title.inner_text():
+                if "candidate won" in (title.text_content() or ""):
                     break
                 page.click("#stepper-prev-pass")
                 time.sleep(0.4)
