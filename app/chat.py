@@ -11,7 +11,8 @@ import gradio as gr
 
 from app.inputs import real_number, whole_number
 from app.models import Models
-from model_utils.decoding import FASTEST, SCHEMES, check_inputs, decode_passes, to_result
+from model_utils.decoding import SCHEMES, check_inputs, decode_passes, to_result
+from model_utils.decoding import speedups as fastest
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT, encode_prompt, eos_ids
 from model_utils.metrics import summarize
@@ -99,9 +100,8 @@ def start_side(models: Models, name: str, decoder: str, block_size: int, scheme:
     eos = eos_ids(model, tokenizer)
     shape = dict(decoder=DECODERS[decoder], block_size=whole_number(block_size, "block size"), scheme=scheme)
     room = check_inputs(model, prompt_ids, max_new_tokens, shape["block_size"])
-    applies = speedups and shape["decoder"] == "jacobi" and scheme == "sliding" and not (sampling or {}).get(
-        "temperature")
-    extra = {k: v and applies for k, v in FASTEST.items()}
+    extra = fastest(speedups and shape["decoder"] == "jacobi" and scheme == "sliding"
+                    and not (sampling or {}).get("temperature"))
     side = Side(**shape, prompt_ids=prompt_ids, eos=eos, stream=TextStream(tokenizer), requested=max_new_tokens,
                 room=room, speedups=extra,
                 passes_left=decode_passes(model, prompt_ids, max_new_tokens=max_new_tokens, eos_ids=eos, **shape,

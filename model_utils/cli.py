@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from model_utils.decoding import DECODERS, FASTEST, SCHEMES
+from model_utils.decoding import DECODERS, FASTEST, SCHEMES, speedups
 from model_utils.errors import UserError
 from model_utils.loading import DEVICES, DTYPES, quiet_transformers
 
@@ -90,7 +90,7 @@ def speedup_options(args: argparse.Namespace) -> dict:
     Jacobi, one prompt at a time) and off elsewhere."""
     applies = (args.decoder == "jacobi" and args.scheme == "sliding" and args.temperature == 0
                and getattr(args, "batch_size", 1) == 1)
-    return {k: FASTEST[k] and applies if getattr(args, k) is None else getattr(args, k) for k in FASTEST}
+    return speedups(applies, args.candidates, args.adaptive)
 
 
 def sampling_options(args: argparse.Namespace) -> dict:

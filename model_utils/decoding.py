@@ -30,6 +30,13 @@ MAX_BRANCHES = 2  # candidate branches per pass
 FASTEST = dict(candidates=True, adaptive=True)  # the fastest measured setting (README), the CLI's and app's default
 
 
+def speedups(applies: bool, candidates: bool | None = None, adaptive: bool | None = None) -> dict:
+    """candidates and adaptive as given, else FASTEST where it applies (greedy sliding Jacobi of one prompt)
+    and off elsewhere."""
+    given = dict(candidates=candidates, adaptive=adaptive)
+    return {k: FASTEST[k] and applies if v is None else v for k, v in given.items()}
+
+
 class Forward:
     """The model's own forward over a window at explicit positions, with a rollback-able cache.
 
@@ -285,11 +292,12 @@ def _passes(row: JacobiRow, fwd: Forward, make_planner: Callable[[], Planner] | 
     yield row.begin(first, time.perf_counter() - t0)
     if planner is not None:
         planner.extend(row.known)
+    with_candidates = planner is not None and fwd.takes_branches  # the cache and the model stay what they are
     while row.stop is None:
         t0 = time.perf_counter()
         branches: list[Candidate] = []
         if planner is not None:
-            width, branches = planner.plan(row.window, with_candidates=fwd.takes_branches)
+            width, branches = planner.plan(row.window, with_candidates)
             row.window, row.origins = row.window[:width], row.origins[:width]
         window, fed = row.window, len(row.window) + sum(len(b.tokens) for b in branches)
         if branches:

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from model_utils.batching import batch_decode
-from model_utils.decoding import FASTEST, jacobi_passes, to_result
+from model_utils.decoding import jacobi_passes, speedups, to_result
 from model_utils.errors import UserError
 from model_utils.metrics import summarize
 from model_utils.records import DecodeResult
@@ -61,14 +61,13 @@ def jacobi_generate(model: PreTrainedModel, input_ids: torch.LongTensor, logits_
     options = dict(block_size=jacobi_block_size, max_new_tokens=max_new_tokens, eos_ids=eos, scheme=jacobi_scheme)
     streamer = caller_streamer()
     pad = config.pad_token_id if config.pad_token_id is not None else 0
-    speedups = dict(candidates=jacobi_candidates, adaptive=jacobi_adaptive)
-    if len(rows) > 1 and any(speedups.values()):
+    if len(rows) > 1 and (jacobi_candidates or jacobi_adaptive):
         raise UserError("A batch runs plain Jacobi: leave out jacobi_candidates and jacobi_adaptive, or decode "
                         "one row.")
-    speedups = {k: FASTEST[k] and jacobi_scheme == "sliding" if v is None else v for k, v in speedups.items()}
+    extra = speedups(jacobi_scheme == "sliding", jacobi_candidates, jacobi_adaptive)
     if len(rows) == 1:
         passes = []
-        for p in jacobi_passes(model, rows[0], seed=jacobi_seed, **options, **speedups):
+        for p in jacobi_passes(model, rows[0], seed=jacobi_seed, **options, **extra):
             passes.append(p)
             if streamer is not None:
                 streamer.put(torch.tensor(p.new_tokens))
