@@ -7,7 +7,7 @@ import torch
 
 from model_utils.branches import honours_masks
 from model_utils.candidates import Candidate, NgramIndex, RecyclePool, propose
-from model_utils.decoding import Forward, JacobiRow, _passes, decode
+from model_utils.decoding import Forward, JacobiRow, _passes, decode, jacobi_passes
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids, load_model
 from model_utils.records import DecodeResult
@@ -223,6 +223,8 @@ def test_bad_combinations_are_refused_in_one_sentence():
         decode(model, PROMPTS[0], temperature=0.7, adaptive=True)
     with pytest.raises(UserError, match="Jacobi's"):
         decode(model, PROMPTS[0], decoder="ar", candidates=True)
+    with pytest.raises(UserError, match="budget must be at least 1"):
+        jacobi_passes(model, PROMPTS[0], candidates=True, budget=0)
 
 
 def test_the_stepper_marks_what_a_winning_candidate_guessed():

@@ -54,3 +54,10 @@ def test_sampling_is_refused_in_one_sentence():
     with pytest.raises(UserError, match="decodes greedily"):
         tiny_model("llama").generate(PROMPT, custom_generate=jacobi_generate, do_sample=True, max_new_tokens=4,
                                      pad_token_id=0)
+
+
+def test_speedups_on_a_batch_are_refused_in_one_sentence():
+    ids = torch.tensor([[1, 17, 33], [1, 40, 41]])
+    with pytest.raises(UserError, match="A batch runs plain Jacobi"):
+        tiny_model("llama").generate(ids, custom_generate=jacobi_generate, max_new_tokens=4, pad_token_id=0,
+                                     jacobi_candidates=True)
