@@ -1,4 +1,4 @@
-"""python -m app: start CLLM Lab on http://127.0.0.1:7860 (AR on gsm8k-base beside Jacobi on gsm8k-cllm)."""
+"""python -m app: start CLLM Lab on http://127.0.0.1:7860 (AR on smollm2-135m-instruct beside Jacobi on its CLLM)."""
 import argparse
 import ipaddress
 import os
@@ -10,7 +10,7 @@ from app.inputs import MAX_UPLOAD_BYTES  # noqa: E402
 from app.models import Models, Settings  # noqa: E402
 from app.theme import CSS, HEAD  # noqa: E402
 from app.ui import build_demo  # noqa: E402
-from model_utils.cli import add_model_args, parser, positive_int, run_cli  # noqa: E402
+from model_utils.cli import add_model_args, parser, run_cli, threads  # noqa: E402
 from model_utils.errors import UserError  # noqa: E402
 
 
@@ -48,13 +48,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__, prog="python -m app")
     p.add_argument("--host", type=host, default="127.0.0.1", help="0.0.0.0 serves other machines too")
     p.add_argument("--port", type=port, default=7860)
-    p.add_argument("--base", default="gsm8k-base", help="left panel's model (hub name, path or embedded name)")
-    p.add_argument("--cllm", default="gsm8k-cllm", help="right panel's model")
+    p.add_argument("--base", default="smollm2-135m-instruct",
+                   help="left panel's model (hub name, path, GGUF file or embedded name)")
+    p.add_argument("--cllm", default="smollm2-135m-cllm", help="right panel's model")
     p.add_argument("--models", nargs="+", default=[], metavar="M",
                    help="more models the lists offer (hub names or paths) beside the embedded ones")
     p.add_argument("--allow-any-model", action="store_true",
                    help="let users type any hub name or server path (always allowed on 127.0.0.1)")
-    p.add_argument("--threads", type=positive_int,
+    p.add_argument("--threads", type=threads,
                    help="CPU threads for decoding (default: 1 while every model is under 100M parameters, else "
                         "all cores)")
     add_model_args(p)

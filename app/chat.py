@@ -11,6 +11,7 @@ import gradio as gr
 
 from app.inputs import real_number, whole_number
 from app.models import Models
+from model_utils.cli import MAX_SEED
 from model_utils.decoding import SCHEMES, check_inputs, decode_passes, to_result
 from model_utils.decoding import speedups as fastest
 from model_utils.errors import UserError
@@ -116,15 +117,29 @@ def tokens_per_second(r: DecodeResult) -> float:
     return len(r.token_ids) / r.seconds if r.seconds > 0 else 0.0
 
 
-def metrics_line(side: Side, other: Side, other_name: str) -> str:
-    """Tokens, passes, tokens per pass, tokens/s and own time; the CLLM counts once the run is done."""
+MIN_TIMED_TOKENS, MIN_TIMED_SECONDS = 32, 0.5  # below either, a speed ratio is mostly noise
+
+
+def speed_ratio(right: DecodeResult, left: DecodeResult) -> str:
+    """The race's one speed figure: tokens/s of the right panel ÷ the left's, marked when too short to trust."""
+    if tokens_per_second(left) <= 0:
+        return ""
+    ratio = tokens_per_second(right) / tokens_per_second(left)
+    short = min(len(right.token_ids), len(left.token_ids)) < MIN_TIMED_TOKENS or min(
+        right.seconds, left.seconds) < MIN_TIMED_SECONDS
+    note = " (too short to time reliably)" if short else ""
+    return f" · speed **{ratio:.2f}×** the left panel's tokens/s{note}"
+
+
+def metrics_line(side: Side, other: Side, right: bool) -> str:
+    """Tokens per forward first (it does not depend on the machine), then tokens, passes, tokens/s and own time;
+    the right panel also gives the race's speed ratio. The CLLM counts once the run is done."""
     r, o = side.result(), other.result()
-    ratio = tokens_per_second(r) / tokens_per_second(o) if tokens_per_second(o) > 0 else 0.0
     parts = "".join(f" + {k}" for k, on in side.speedups.items() if on)
     line = (f"**{'AR' if r.decoder == 'ar' else f'Jacobi ({r.scheme}{parts}, n={r.block_size})'}** · "
-            f"{len(r.token_ids)} tokens · {len(r.passes)} forward passes · "
-            f"{len(r.token_ids) / max(len(r.passes), 1):.2f} tokens/forward · {tokens_per_second(r):.1f} tokens/s · "
-            f"{r.seconds:.2f} s · **{ratio:.2f}×** vs {other_name}")
+            f"**{len(r.token_ids) / max(len(r.passes), 1):.2f} tokens/forward** · "
+            f"{len(r.token_ids)} tokens · {len(r.passes)} forward passes · {tokens_per_second(r):.1f} tokens/s · "
+            f"{r.seconds:.2f} s{speed_ratio(r, o) if right else ''}")
     if not side.done:
         return line + " · streaming…"
     s = summarize(r)
@@ -150,15 +165,19 @@ def template_text(side: Side) -> str:
     return side.stream.tokenizer.decode(side.prompt_ids)
 
 
-def match_line(left: Side, right: Side) -> str:
-    """A clear mark when the two outputs are identical token for token, else where they first differ."""
+def match_line(left: Side, right: Side, same_model: bool = True) -> str:
+    """A clear mark when the two outputs are identical token for token, else where they first differ (and, for
+    two different models, why that is expected)."""
     a, b = left.tokens, right.tokens
     n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     done = left.done and right.done
     if n < min(len(a), len(b)) or (done and a != b):
         def show(side: Side) -> str:
             return repr(side.stream.tokenizer.decode(side.tokens[n:n + 1])) if n < len(side.tokens) else "the end"
-        return f"≠ **The outputs first differ at token {n}** (left {show(left)}, right {show(right)})."
+        why = "" if same_model else (
+            " Expected here: the panels run two different models (a CLLM is its base fine-tuned, so it writes its "
+            "own answer). Jacobi reproduces AR *of the same model* exactly: choose one model on both sides to see it.")
+        return f"≠ **The outputs first differ at token {n}** (left {show(left)}, right {show(right)}).{why}"
     if done:
         return f"✔ **Identical outputs, token for token** ({len(a)} tokens)."
     return f"… identical so far ({n} tokens)."
@@ -193,6 +212,8 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
                 raise UserError("The prompt is empty: type something to continue.")
             sampling = dict(temperature=real_number(temperature, "temperature"), top_k=whole_number(top_k, "top-k"),
                             top_p=real_number(top_p, "top-p"), seed=whole_number(seed, "seed"))
+            if not 0 <= sampling["seed"] <= MAX_SEED:
+                raise UserError(f"The seed must be from 0 to {MAX_SEED} (got {sampling['seed']}).")
             left = start_side(models, l_model, l_decoder, l_block, l_scheme, history(turns, "left", prompt),
                               whole_number(max_new_tokens, "number of new tokens"), sampling, bool(l_speedups))
             right = start_side(models, r_model, r_decoder, r_block, r_scheme, history(turns, "right", prompt),
@@ -210,9 +231,9 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
             while True:
                 turns[-1] = {"user": prompt, "left": left.text, "right": right.text,
                              "left_html": highlighted(left.chunks), "right_html": highlighted(right.chunks)}
-                yield (bubbles(turns, "left"), bubbles(turns, "right"), metrics_line(left, right, "right"),
-                       metrics_line(right, left, "left"), template, match_line(left, right), turns,
-                       notes.strip())
+                yield (bubbles(turns, "left"), bubbles(turns, "right"), metrics_line(left, right, right=False),
+                       metrics_line(right, left, right=True), template,
+                       match_line(left, right, same_model=l_model == r_model), turns, notes.strip())
                 if left.done and right.done:
                     return
                 for side in (left, right):
@@ -227,6 +248,10 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
 def stopped(left: str, right: str) -> tuple[str, str]:
     """The metric lines after Stop: a run that was still streaming says it was stopped."""
     return tuple(line.replace("streaming…", "■ stopped") for line in (left or "", right or ""))
+
+
+def short_name(name: str) -> str:
+    return os.path.basename(name.rstrip("/")) or name
 
 
 def new_conversation() -> tuple:
@@ -264,10 +289,22 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
                                                  "forward pass; plain text came one token per pass"),
             elem_id="chat-legend")
     match = gr.Markdown(label="match", elem_id="chat-match")
+    with gr.Row():
+        same = gr.Button(f"Same model both sides: {short_name(models.settings.cllm)} with AR vs with Jacobi",
+                         size="sm", elem_id="same-model", scale=0)
+        race_pair = gr.Button(f"Base vs CLLM: {short_name(models.settings.base)} with AR vs "
+                              f"{short_name(models.settings.cllm)} with Jacobi", size="sm", elem_id="base-vs-cllm",
+                              scale=0)
+    pairs = {same: (models.settings.cllm, models.settings.cllm), race_pair: (models.settings.base,
+                                                                              models.settings.cllm)}
+    for button, (left_model, right_model) in pairs.items():
+        button.click(lambda a=left_model, b=right_model: (a, "AR", b, "Jacobi"), None,
+                     [settings[0][0], settings[0][1], settings[1][0], settings[1][1]], queue=False,
+                     api_visibility="private")
     with gr.Accordion("What the models are fed (the prompt after each model's chat template)", open=False):
         template = gr.Markdown(label="chat template", elem_id="chat-template")
     prompt = gr.Textbox(label="prompt", lines=3, elem_id="prompt",
-                        placeholder="Ask a grade-school maths question…")
+                        placeholder="Ask anything, or a grade-school maths question…")
     with gr.Row():
         send = gr.Button("Send", variant="primary", elem_id="send")
         stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -302,8 +339,8 @@ def build(models: Models, concurrency_id: str) -> list[gr.Dropdown]:
 
 
 EXAMPLE_SETS = [
-    ("assets/data/synth/heldout.jsonl", "held-out generated problems (what the embedded models were trained for)"),
-    ("assets/data/gsm8k/test.jsonl", "held-out GSM8K test questions (mostly beyond the embedded models)"),
+    ("assets/data/freeform/heldout.jsonl", "free-form questions (never trained on)"),
+    ("assets/data/gsm8k/test.jsonl", "GSM8K test questions (the CLLM was trained on GSM8K train questions)"),
 ]
 
 
@@ -314,4 +351,4 @@ def example_questions(relative_path: str, n: int = 6) -> list[str]:
         return []
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    return sorted((r["question"] for r in rows), key=len)[:n]
+    return sorted((r.get("question") or r["prompt"] for r in rows), key=len)[:n]

@@ -183,7 +183,8 @@ class FineTune:
 
     def start(self, base: str, dataset: str, upload: str | None = None, n_prompts=None, block=None, max_new=None,
               steps=None, lr=None, consistency: str = "global", ar_weight=None, smoothing=None, gt_labels: bool = False,
-              answer_only: bool = True, name: str | None = None, resume: bool = False, request: gr.Request = None,
+              answer_only: bool = True, name: str | None = None, lora_rank=0, packed: bool = False,
+              resume: bool = False, request: gr.Request = None,
               progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """Start (or resume) a run and stream its progress and losses until it ends.
 
@@ -192,9 +193,9 @@ class FineTune:
         models, job, dropdowns = self.models, self.job, self.dropdowns
         skip = [gr.skip()] * (dropdowns + 2)
         try:
-            n_prompts, block, max_new, steps = (whole_number(v, what) for v, what in (
+            n_prompts, block, max_new, steps, lora_rank = (whole_number(v, what) for v, what in (
                 (n_prompts, "number of prompts"), (block, "block size"), (max_new, "number of new tokens"),
-                (steps, "number of training steps")))
+                (steps, "number of training steps"), (lora_rank, "LoRA rank")))
             lr, ar_weight, smoothing = (real_number(v, what) for v, what in (
                 (lr, "learning rate"), (ar_weight, "AR loss weight"), (smoothing, "label smoothing")))
             check_numbers(n_prompts, block, steps, lr, ar_weight, smoothing)
@@ -208,7 +209,8 @@ class FineTune:
                                  lr=lr, consistency=consistency, ar_weight=ar_weight,
                                  label_smoothing=smoothing, gt_labels=bool(gt_labels),
                                  ar_mask_prompt=bool(answer_only),
-                                 save_steps=max(10, steps // 10), resume=resume,
+                                 save_steps=max(10, steps // 10), resume=resume, lora_rank=lora_rank,
+                                 packed=bool(packed),
                                  device=models.settings.device, guard_max_new_tokens=max_new,
                                  guard_prompts=[r["prompt"] for r in read_prompts(HELD_OUT)[:CHECK_PROMPTS]])
             with job.lock:
@@ -330,6 +332,11 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
             answer_only = gr.Checkbox(True, label="AR loss on answer tokens only", elem_id="finetune-answer-only")
         name = gr.Textbox("cllm-finetuned", label="run name", elem_id="finetune-name")
     with gr.Row():
+        lora_rank = gr.Number(0, label="LoRA rank (0: full fine-tuning; a LoRA saves a small adapter)",
+                              elem_id="finetune-lora-rank")
+        packed = gr.Checkbox(False, label="packed: every block of an answer in one forward pass (global loss)",
+                             elem_id="finetune-packed")
+    with gr.Row():
         start_btn = gr.Button("Start", variant="primary", elem_id="finetune-start")
         resume_btn = gr.Button("Resume", elem_id="finetune-resume")
         cancel_btn = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
@@ -346,7 +353,7 @@ def build(models: Models, dropdowns: list[gr.Dropdown]) -> list[gr.Dropdown]:
                                  elem_id="finetune-delete-name")
             delete_btn = gr.Button("Delete run", variant="stop", elem_id="finetune-delete")
     inputs = [base, dataset, upload, n_prompts, block, max_new, steps, lr, consistency, ar_weight, smoothing,
-              gt_labels, answer_only, name]
+              gt_labels, answer_only, name, lora_rank, packed]
     outputs = [status, plot, *dropdowns, base, runs_table, doomed]
     for button, resume in ((start_btn, False), (resume_btn, True)):
         button.click(handlers.start, [*inputs, gr.State(resume)], outputs,

@@ -14,8 +14,8 @@ from model_utils.records import DecodeResult
 
 @dataclass
 class Settings:
-    base: str = "gsm8k-base"
-    cllm: str = "gsm8k-cllm"
+    base: str = "smollm2-135m-instruct"
+    cllm: str = "smollm2-135m-cllm"
     device: str = "auto"
     dtype: str = "auto"
     bits: int | None = None

@@ -40,7 +40,7 @@ def tiny_families(dtype: torch.dtype, device: str) -> None:
 
 
 def embedded(prompts: list[str], device: str, dtype: str = "float32", bits: int | None = None) -> None:
-    model, tokenizer = load_model("gsm8k-cllm", device=device, dtype=dtype, bits=bits)
+    model, tokenizer = load_model("tiny-arith-cllm", device=device, dtype=dtype, bits=bits)
     eos = eos_ids(model, tokenizer)
     kw = dict(block_size=16, max_new_tokens=256, eos_ids=eos)
     runs = [(run_ours(model, ids, decoder="ar", **kw), run_ours(model, ids, decoder="jacobi", **kw))
@@ -51,7 +51,7 @@ def embedded(prompts: list[str], device: str, dtype: str = "float32", bits: int 
     label = f"{bits}-bit" if bits else dtype
     ar_speed = tokens / sum(ar.seconds for ar, _ in runs)
     jacobi_speed = tokens / sum(j.seconds for _, j in runs)
-    print(f"ok   gsm8k-cllm {device} {label}: Jacobi==AR on {same}/{len(runs)} prompts, "
+    print(f"ok   tiny-arith-cllm {device} {label}: Jacobi==AR on {same}/{len(runs)} prompts, "
           f"{tokens / passes:.2f} tokens/forward, AR {ar_speed:.0f} vs Jacobi {jacobi_speed:.0f} tokens/s "
           f"(memory {model.get_memory_footprint() / 1e6:.1f} MB)", flush=True)
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
         try:
             embedded(prompts, device, bits=bits)
         except Exception as e:  # report and go on: one line per check
-            print(f"FAIL gsm8k-cllm {device} {bits}-bit: {type(e).__name__}: {str(e).splitlines()[0]}", flush=True)
+            print(f"FAIL tiny-arith-cllm {device} {bits}-bit: {type(e).__name__}: {str(e).splitlines()[0]}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,9 @@ W=${1:-runs/faults}
 rm -rf "$W" && mkdir -p "$W"
 export OMP_NUM_THREADS=1
 head -n 24 assets/data/gsm8k/train.jsonl > "$W/prompts.jsonl"
-collect() { python -m model_utils.collect --model gsm8k-base --data "$W/prompts.jsonl" --out "$1" --block-size 16 \
+collect() { python -m model_utils.collect --model tiny-arith-base --data "$W/prompts.jsonl" --out "$1" --block-size 16 \
   --max-new-tokens 96 --augment --seed 0 2>/dev/null; }
-train() { python -m model_utils.train --model gsm8k-base --trajectories "$W/once.jsonl" --out "$1" --max-steps 60 \
+train() { python -m model_utils.train --model tiny-arith-base --trajectories "$W/once.jsonl" --out "$1" --max-steps 60 \
   --save-steps 7 --batch-size 4 --lr 5e-4 --device cpu --seed 0 $2 2>/dev/null; }
 kill_after() {  # run "$@" in the background and kill -9 it after $1 seconds (if still running)
   local t=$1; shift

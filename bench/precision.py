@@ -1,7 +1,7 @@
 """One model in float32, bfloat16, 8-bit and 4-bit on one device: tokens/s of greedy AR and Jacobi, how often
 Jacobi's output equals AR's, and Jacobi's exact match and answer format.
 
-python -m bench.precision [--model gsm8k-cllm] [--prompts FILE] [--limit 20] [--device cpu] [--json OUT]
+python -m bench.precision [--model tiny-arith-cllm] [--prompts FILE] [--limit 20] [--device cpu] [--json OUT]
 
 Each precision decodes every prompt with AR, then with Jacobi (block 16, sliding, up to 256 new tokens), after
 one untimed warm-up; tokens/s is all generated tokens over the wall-clock time of the set.
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--model", default="gsm8k-cllm")
+    p.add_argument("--model", default="tiny-arith-cllm")
     p.add_argument("--prompts", default="assets/data/synth/heldout.jsonl")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--device", choices=DEVICES, default="cpu")

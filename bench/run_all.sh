@@ -11,7 +11,7 @@ for dtype in float32 bfloat16; do
   tag=$([ "$dtype" = float32 ] && echo "" || echo "_bf16")
   for set in heldout:assets/data/synth/heldout.jsonl gsm8k:assets/data/gsm8k/test.jsonl; do
     name=${set%%:*}; file=${set#*:}
-    python -m bench.speed --base gsm8k-base --cllm gsm8k-cllm --prompts "$file" --limit 100 --block-size 16 \
+    python -m bench.speed --base tiny-arith-base --cllm tiny-arith-cllm --prompts "$file" --limit 100 --block-size 16 \
       --max-new-tokens 256 --device cpu --dtype "$dtype" --json "$OUT/speed_$name$tag.json" | tee "$OUT/speed_$name$tag.md"
     for model in base cllm; do
       python -m bench.accuracy --model "gsm8k-$model" --prompts "$file" --limit 100 --decoder ar --device cpu \
@@ -19,9 +19,9 @@ for dtype in float32 bfloat16; do
     done
   done
 done
-python -m bench.throughput --model gsm8k-cllm --prompts assets/data/gsm8k/test.jsonl --limit 32 \
+python -m bench.throughput --model tiny-arith-cllm --prompts assets/data/gsm8k/test.jsonl --limit 32 \
   --batch-sizes 1,2,4,8,16 --device cpu --json "$OUT/throughput_gsm8k.json" | tee "$OUT/throughput_gsm8k.md"
 python -m bench.plot "$OUT/throughput_gsm8k.json" --out "$OUT/throughput.png"
-python -m bench.precision --model gsm8k-cllm --limit 20 --device cpu --json "$OUT/precision_cpu.json"
+python -m bench.precision --model tiny-arith-cllm --limit 20 --device cpu --json "$OUT/precision_cpu.json"
 python -m bench.plot "$OUT/speed_heldout.json" "$OUT/speed_gsm8k.json" "$OUT/speed_heldout_bf16.json" \
   "$OUT/speed_gsm8k_bf16.json" --out "$OUT/speed.png"

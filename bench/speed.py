@@ -30,6 +30,7 @@ from model_utils.decoding import check_inputs, decode
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids, load_model
 from model_utils.metrics import summarize
+from model_utils.pass_costs import processor
 
 PROMPT_LOOKUP_TOKENS = 10
 VARIANTS = {"": {}, "_cand": dict(candidates=True), "_adapt": dict(adaptive=True),
@@ -98,19 +99,28 @@ def aggregate(runs: list[Run], reference: list[Run]) -> dict:
 
 def run_speed(base_model: PreTrainedModel, base_tok: PreTrainedTokenizerBase, cllm_model: PreTrainedModel,
               cllm_tok: PreTrainedTokenizerBase, prompts: list[str], *, block_size: int = 16,
-              max_new_tokens: int = 256, scheme: str = "sliding", seed: int = 0, progress: bool = True) -> dict:
-    """Time every decoder of REFERENCE on `prompts` (texts, chat template applied here); see the module doc."""
+              max_new_tokens: int = 256, scheme: str = "sliding", seed: int = 0, progress: bool = True,
+              decoders: list[str] | None = None, ar_bases: dict[str, PreTrainedModel] | None = None) -> dict:
+    """Time the decoders of REFERENCE (all, or those named and the AR runs they are checked against) on `prompts`
+    (texts, chat template applied here), plus AR on each model of ar_bases (the base in other dtypes, rows
+    ar_base_<label>); see the module doc."""
     if not prompts:
         raise UserError("No prompts to time.")
+    unknown = sorted(set(decoders or []) - set(REFERENCE))
+    if unknown:
+        raise UserError(f"Unknown decoder {unknown[0]!r}: choose among {', '.join(REFERENCE)}.")
+    chosen = set(decoders or REFERENCE) | {REFERENCE[d] for d in decoders or REFERENCE}
     base_eos, cllm_eos = eos_ids(base_model, base_tok), eos_ids(cllm_model, cllm_tok)
     jacobi = dict(decoder="jacobi", block_size=block_size, max_new_tokens=max_new_tokens, scheme=scheme, seed=seed)
 
     def plan(prompt: str) -> dict[str, Callable[[], Run]]:
         base, cllm = encode_prompt(base_tok, prompt), encode_prompt(cllm_tok, prompt)
         variants = VARIANTS if scheme == "sliding" else {"": {}}  # the block scheme has neither part
-        return {
+        everything = {
             "ar_base": lambda: run_ours(base_model, base, decoder="ar", max_new_tokens=max_new_tokens,
                                         eos_ids=base_eos),
+            **{f"ar_base_{label}": partial(run_ours, model, base, decoder="ar", max_new_tokens=max_new_tokens,
+                                           eos_ids=base_eos) for label, model in (ar_bases or {}).items()},
             **{f"jacobi{v}_base": partial(run_ours, base_model, base, eos_ids=base_eos, **jacobi, **kw)
                for v, kw in variants.items()},
             **{f"jacobi{v}_cllm": partial(run_ours, cllm_model, cllm, eos_ids=cllm_eos, **jacobi, **kw)
@@ -121,15 +131,23 @@ def run_speed(base_model: PreTrainedModel, base_tok: PreTrainedTokenizerBase, cl
                                                        prompt_lookup_num_tokens=PROMPT_LOOKUP_TOKENS),
             "ar_generate_base": lambda: run_generate(base_model, base_tok, base, base_eos, max_new_tokens),
         }
+        return {name: go for name, go in everything.items() if name in chosen or name.startswith("ar_base_")}
 
+    for number, prompt in enumerate(prompts, 1):  # every prompt fits before anything is timed
+        try:
+            check_inputs(base_model, encode_prompt(base_tok, prompt), max_new_tokens, block_size)
+            check_inputs(cllm_model, encode_prompt(cllm_tok, prompt), max_new_tokens, block_size)
+        except UserError as e:
+            raise UserError(f"Prompt {number}: {e}") from e
     for go in plan(prompts[0]).values():  # untimed warm-up
         go()
     runs = {name: [] for name in plan(prompts[0])}
     for prompt in tqdm(prompts, desc="speed", unit="prompt", file=sys.stderr, disable=not progress):
         for name, go in plan(prompt).items():
             runs[name].append(go())
-    decoders = {name: aggregate(runs[name], runs[REFERENCE[name]]) for name in runs}
-    baseline = max(("ar_base", "ar_generate_base"), key=lambda name: decoders[name]["tokens_per_second"])
+    decoders = {name: aggregate(runs[name], runs[REFERENCE.get(name, "ar_base")]) for name in runs}
+    baseline = max((name for name in decoders if name.startswith("ar_base") or name == "ar_generate_base"),
+                   key=lambda name: decoders[name]["tokens_per_second"])
     for d in decoders.values():
         d["speedup"] = d["tokens_per_second"] / decoders[baseline]["tokens_per_second"]
     config = dict(n_prompts=len(prompts), block_size=block_size, max_new_tokens=max_new_tokens, scheme=scheme,
@@ -157,20 +175,29 @@ def run(args: argparse.Namespace) -> None:
     prompts = [prompt_of(item) for item in read_items(args.prompts, args.limit)]
     base_model, base_tok = load_model(args.base, **load_options(args))
     cllm_model, cllm_tok = load_model(args.cllm, **load_options(args))
+    ar_bases = {dtype: load_model(args.base, **(load_options(args) | {"dtype": dtype}))[0]
+                for dtype in args.ar_dtypes or []}
     result = run_speed(base_model, base_tok, cllm_model, cllm_tok, prompts, block_size=args.block_size,
-                       max_new_tokens=args.max_new_tokens, scheme=args.scheme, seed=args.seed)
-    result["config"] |= dict(base=args.base, cllm=args.cllm, prompts=args.prompts)
+                       max_new_tokens=args.max_new_tokens, scheme=args.scheme, seed=args.seed,
+                       decoders=args.decoders, ar_bases=ar_bases)
+    result["config"] |= dict(base=args.base, cllm=args.cllm, prompts=args.prompts, processor=processor())
     print(table(result))
     write_json(args.json, result)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
-    p.add_argument("--base", default="gsm8k-base", help="hub name, local path or embedded name")
-    p.add_argument("--cllm", default="gsm8k-cllm", help="hub name, local path or embedded name")
+    p.add_argument("--base", default="smollm2-135m-instruct", help="hub name, local path or embedded name")
+    p.add_argument("--cllm", default="smollm2-135m-cllm", help="hub name, local path or embedded name")
     p.add_argument("--prompts", default=DEFAULT_PROMPTS, help="jsonl with `question` or `prompt` per line")
     p.add_argument("--limit", type=int, help="use only the first N prompts")
     p.add_argument("--json", metavar="OUT", help="also write the result here")
+    p.add_argument("--decoders", type=lambda t: t.split(","), metavar="A,B",
+                   help=f"time only these (and the AR runs they are checked against); default: all of "
+                        f"{', '.join(REFERENCE)}")
+    p.add_argument("--ar-dtypes", type=lambda t: t.split(","), metavar="D,D",
+                   help="also time AR on the base loaded in these dtypes (e.g. float32,bfloat16); the speedups are "
+                        "against the fastest AR row")
     add_decoding_args(p, decoder=None)
     add_model_args(p)
     return p.parse_args(argv)

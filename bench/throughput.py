@@ -1,7 +1,7 @@
 """Throughput against batch size: our batched Jacobi and AR (model_utils.batching, continuous batching)
 and transformers' padded `generate` (static batches of left-padded prompts), on one model.
 
-python -m bench.throughput [--model gsm8k-cllm] [--prompts FILE] [--limit 32] [--batch-sizes 1,2,4,8,16]
+python -m bench.throughput [--model tiny-arith-cllm] [--prompts FILE] [--limit 32] [--batch-sizes 1,2,4,8,16]
     [--block-size 16] [--max-new-tokens 256] [--device auto] [--dtype auto] [--json OUT]
 
 Every decoder decodes the same prompts at each batch size, after one untimed warm-up. Tokens are all
@@ -161,7 +161,7 @@ def batch_sizes(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
-    p.add_argument("--model", default="gsm8k-cllm", help="hub name, local path or embedded name")
+    p.add_argument("--model", default="tiny-arith-cllm", help="hub name, local path or embedded name")
     p.add_argument("--prompts", default=DEFAULT_PROMPTS, help="jsonl with `question` or `prompt` per line")
     p.add_argument("--limit", type=int, default=32, help="use only the first N prompts (default: 32)")
     p.add_argument("--batch-sizes", type=batch_sizes, default=[1, 2, 4, 8, 16])

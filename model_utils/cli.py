@@ -1,6 +1,7 @@
 """What every command line of the project shares: argument groups with one set of defaults, and bad
 input as one line with exit 2."""
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -23,9 +24,60 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high} (got {value})")
+        return value
+    return parse
+
+
+MAX_SEED = 2**32 - 1
+seed = int_in(0, MAX_SEED, "a seed")
+threads = int_in(1, os.cpu_count() or 1, "the thread count (this machine's cores at most)")
+top_k = int_in(0, 10**9, "top-k")
+block_size = int_in(1, 4096, "the block size")
+
+
+def top_p(text: str) -> float:
+    """argparse type of --top-p: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"top-p must be above 0 and at most 1 (got {text})")
+    return value
+
+
+MIN_TEMPERATURE = 1e-3  # below it, probabilities under/overflow: use 0 (greedy)
+
+
+def temperature(text: str) -> float:
+    """argparse type of --temperature: 0 (greedy) or a finite number from MIN_TEMPERATURE."""
+    value = non_negative_float(text)
+    if 0 < value < MIN_TEMPERATURE:
+        raise argparse.ArgumentTypeError(f"a temperature must be 0 (greedy) or at least {MIN_TEMPERATURE} (got "
+                                         f"{text})")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit 2), like every other refusal; --help has the
+    usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parser(doc: str | None, prog: str | None = None) -> argparse.ArgumentParser:
     """A parser whose --help shows the module docstring as written."""
-    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return OneLineParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_model_args(p: argparse.ArgumentParser, quantisation: bool = True) -> None:
@@ -48,10 +100,11 @@ def add_decoding_args(p: argparse.ArgumentParser, decoder: str | None = "jacobi"
     g = p.add_argument_group("decoding")
     if decoder is not None:
         g.add_argument("--decoder", choices=DECODERS, default=decoder, help=f"default: {decoder}")
-    g.add_argument("--block-size", type=int, default=BLOCK_SIZE, help=f"Jacobi window (default: {BLOCK_SIZE})")
+    g.add_argument("--block-size", type=block_size, default=BLOCK_SIZE,
+                   help=f"Jacobi window (default: {BLOCK_SIZE})")
     g.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help=f"default: {MAX_NEW_TOKENS}")
     g.add_argument("--scheme", choices=SCHEMES, default="sliding", help="Jacobi scheme (default: sliding)")
-    g.add_argument("--seed", type=int, default=0, help="seed of Jacobi's initial guesses (default: 0)")
+    g.add_argument("--seed", type=seed, default=0, help="seed of Jacobi's initial guesses (default: 0)")
 
 
 def non_negative_float(text: str) -> float:
@@ -68,10 +121,10 @@ def non_negative_float(text: str) -> float:
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """--temperature (0: greedy), --top-k, --top-p; sampled Jacobi is distributed exactly as AR sampling."""
     g = p.add_argument_group("sampling")
-    g.add_argument("--temperature", type=non_negative_float, default=0.0,
+    g.add_argument("--temperature", type=temperature, default=0.0,
                    help="0 (default): greedy; above 0: sample (AR and Jacobi give the same distribution)")
-    g.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0: all)")
-    g.add_argument("--top-p", type=float, default=1.0, help="sample within the top-p probability mass (1: all)")
+    g.add_argument("--top-k", type=top_k, default=0, help="sample among the k likeliest tokens (0: all)")
+    g.add_argument("--top-p", type=top_p, default=1.0, help="sample within the top-p probability mass (1: all)")
 
 
 def add_speedup_args(p: argparse.ArgumentParser) -> None:

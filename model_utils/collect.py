@@ -14,7 +14,16 @@ import sys
 import torch
 from tqdm import tqdm
 
-from model_utils.cli import BLOCK_SIZE, MAX_NEW_TOKENS, add_model_args, load_options, parser, positive_int, run_cli
+from model_utils.cli import (
+    BLOCK_SIZE,
+    MAX_NEW_TOKENS,
+    add_model_args,
+    load_options,
+    parser,
+    positive_int,
+    run_cli,
+    seed,
+)
 from model_utils.data import check_writable, read_prompts
 from model_utils.errors import UserError
 from model_utils.loading import load_model
@@ -31,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=positive_int, help="collect only the first N prompts")
     p.add_argument("--augment", action="store_true")
     p.add_argument("--labels", action="store_true", help="store the data set's answers for --gt-labels training")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--shard", type=shard,
                    help="k/n: collect prompts k, k+n, ... (run n processes in parallel; default: 0/1, or the "
                         "process's rank under accelerate launch / torchrun)")

@@ -21,8 +21,9 @@ from model_utils.branches import editable, honours_masks, keep_positions, layout
 from model_utils.candidates import Candidate
 from model_utils.errors import UserError
 from model_utils.loading import context_length, encode_prompt, eos_ids
+from model_utils.pass_costs import pass_costs
 from model_utils.records import DecodeResult, Pass
-from model_utils.window import Planner, pass_costs
+from model_utils.window import Planner
 
 DECODERS = ("ar", "jacobi")
 SCHEMES = ("sliding", "block")

@@ -26,6 +26,7 @@ from model_utils.cli import (
     run_cli,
     sampling_options,
     speedup_options,
+    threads,
 )
 from model_utils.data import read_prompts
 from model_utils.decoding import decode, decode_passes, to_result
@@ -51,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_sampling_args(p)
     add_model_args(p)
     p.add_argument("--device-map", choices=["auto"], help="spread a large model over devices (accelerate)")
-    p.add_argument("--threads", type=positive_int,
+    p.add_argument("--threads", type=threads,
                    help="CPU threads (default: 1 for models under 100M parameters, else all cores)")
     return p.parse_args(argv)
 

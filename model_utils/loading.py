@@ -17,20 +17,26 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from model_utils import pass_costs, smollm2
 from model_utils.errors import UserError
+from model_utils.gguf import gguf_file, gguf_problem
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64}
-DEFAULT_MODEL = "gsm8k-cllm"
-EMBEDDED = {"gsm8k-base": "assets/models/gsm8k-base", "gsm8k-cllm": "assets/models/gsm8k-cllm"}
+DEFAULT_MODEL = "smollm2-135m-cllm"
+EMBEDDED = {smollm2.NAME: "assets/models/smollm2-135m-instruct", "smollm2-135m-cllm": "assets/models/smollm2-135m-cllm",
+            "tiny-arith-base": "assets/models/tiny-arith-base", "tiny-arith-cllm": "assets/models/tiny-arith-cllm"}
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def resolve_path(name: str) -> str:
-    """An embedded model's short name or a project-relative asset path becomes an absolute path."""
+    """An embedded model's short name or a project-relative asset path becomes an absolute path (the real base is
+    prepared there from its pinned GGUF file the first time)."""
+    if name == smollm2.NAME:
+        return smollm2.prepare(os.path.join(PROJECT_ROOT, EMBEDDED[name]))
     if name in EMBEDDED:
         return os.path.join(PROJECT_ROOT, EMBEDDED[name])
     if not os.path.exists(name) and os.path.exists(os.path.join(PROJECT_ROOT, name)):
@@ -51,7 +57,8 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """auto: float32 on CPU (bf16 is slower there), bfloat16 on a GPU that has it, else float16."""
+    """auto: float32 on CPU (load_model may then choose bfloat16: prefers_bfloat16), bfloat16 on a GPU that has it,
+    else float16."""
     if dtype == "auto":
         if device == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -92,11 +99,11 @@ def hub_reachable() -> bool:
     return True
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False, local_files_only: bool = False
-                   ) -> PreTrainedTokenizerBase:
+def load_tokenizer(path: str, trust_remote_code: bool = False, local_files_only: bool = False,
+                   gguf_file: str | None = None) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                                  local_files_only=local_files_only)
+                                                  local_files_only=local_files_only, gguf_file=gguf_file)
     except (OSError, ValueError) as e:
         raise UserError(f"No tokenizer could be loaded from {path!r}: {first_line(e)}") from e
     if tokenizer.eos_token_id is None:
@@ -118,14 +125,21 @@ def first_line(e: Exception) -> str:
 
 
 def check_causal(name: str, config: PretrainedConfig) -> None:
-    """Refuse a model whose config does not declare a causal (left-to-right) language model."""
-    if getattr(config, "is_encoder_decoder", False):
-        raise UserError(f"{name!r} is an encoder-decoder model ({config.model_type}); CLLM Lab needs a causal LM.")
+    """Refuse a model whose config does not declare a causal (left-to-right) language model.
+
+    Its declared architectures must include a causal LM class. `is_decoder` only matters for encoder families
+    (those with a masked-LM head, e.g. BERT or RoBERTa), whose causal LM class is bidirectional unless
+    is_decoder is set; decoder-only families such as GPT-NeoX may set it False by default and stay causal.
+    """
     causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
     architectures = getattr(config, "architectures", None) or []
-    declared = [a for a in architectures if a in causal] if architectures else ["(none declared)"]
-    if not declared or getattr(config, "is_decoder", True) is False:
-        kind = architectures[0] if architectures else config.model_type
+    kind = architectures[0] if architectures else config.model_type
+    if getattr(config, "is_encoder_decoder", False) and not any(a in causal for a in architectures):
+        raise UserError(f"{name!r} is an encoder-decoder model ({config.model_type}); CLLM Lab needs a causal LM.")
+    encoder_family = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(
+        config, "is_encoder_decoder", False)
+    if (architectures and not any(a in causal for a in architectures)) or (
+            encoder_family and getattr(config, "is_decoder", False) is not True):
         raise UserError(f"{name!r} is a {kind}, not a causal (left-to-right) language model: "
                         f"its prediction for a token would depend on the tokens after it.")
 
@@ -133,18 +147,28 @@ def check_causal(name: str, config: PretrainedConfig) -> None:
 def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: int | None = None,
                device_map: str | None = None, trust_remote_code: bool = False
                ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM by hub name, local path or embedded short name; eval mode on its device."""
+    """Load a causal LM by hub name, local path, GGUF file or embedded short name; eval mode on its device.
+
+    A folder holding a PEFT LoRA adapter loads its base (as the adapter names it) and merges the adapter in."""
     path = resolve_path(name)
+    if os.path.isfile(os.path.join(path, "adapter_config.json")):
+        return load_adapter(name, path, device=device, dtype=dtype, bits=bits, device_map=device_map,
+                            trust_remote_code=trust_remote_code)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     quant = quantization_config(bits, device)
     if bits == 8:
         logging.getLogger("bitsandbytes.autograd._functions").addFilter(drop_int8_cast_notice)
-    offline = not os.path.isdir(path) and not hub_reachable()
+    gguf = gguf_file(path)
+    offline = not os.path.exists(path) and not hub_reachable()
     hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    if gguf:
+        path, hub["gguf_file"] = gguf
     try:
         config = AutoConfig.from_pretrained(path, **hub)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError) as e:
+        if gguf:
+            raise gguf_problem(name, e) from e
         if os.path.isdir(path):
             raise UserError(f"The folder {name!r} holds no readable model config.json ({first_line(e)}): "
                             f"give a folder saved with save_pretrained.") from e
@@ -161,7 +185,9 @@ def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: in
         logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
         model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=torch_dtype,
                                                      quantization_config=quant, **hub, **placement)
-    except ValueError as e:
+    except (ValueError, NotImplementedError, KeyError) as e:
+        if gguf:
+            raise gguf_problem(name, e) from e
         raise UserError(f"{name!r} ({config.model_type}) cannot be loaded as a causal language model: "
                         f"{first_line(e)}") from e
     except (OSError, RuntimeError, SafetensorError) as e:  # no weights, or a truncated or corrupt weights file
@@ -170,6 +196,42 @@ def load_model(name: str, *, device: str = "auto", dtype: str = "auto", bits: in
     if not placement:
         model.to(device)
     model.eval()
+    if dtype == "auto" and prefers_bfloat16(model):
+        model.to(torch.bfloat16)
+    return model, tokenizer
+
+
+def prefers_bfloat16(model: PreTrainedModel) -> bool:
+    """--dtype auto on a CPU: bfloat16 for a model of 100M+ parameters where the CPU has bfloat16 matrix units and
+    it measures faster there (once per model shape and machine, kept on disk); float32 elsewhere (smaller models
+    keep the exact float32 path; what they would gain is a few milliseconds)."""
+    if model.device.type != "cpu" or model.dtype != torch.float32 or model.num_parameters() < SMALL_MODEL:
+        return False
+    if getattr(model.config, "quantization_config", None) is not None or not pass_costs.has_bf16_units():
+        return False
+    return pass_costs.faster_dtype(model) == torch.bfloat16
+
+
+def load_adapter(name: str, path: str, **options) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A LoRA adapter folder: its base loaded as asked, the adapter merged in (then an ordinary model)."""
+    from peft import PeftConfig, PeftModel
+
+    if options.get("bits"):
+        raise UserError(f"{name!r} is a LoRA adapter, which is merged into its base at load time: load it without "
+                        f"4/8-bit quantisation.")
+    base = PeftConfig.from_pretrained(path).base_model_name_or_path
+    dtype = options.pop("dtype")
+    model, tokenizer = load_model(base, dtype="float64" if dtype == "float64" else "float32", **options)
+    try:
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise UserError(f"The LoRA adapter {name!r} does not fit its base {base!r} ({first_line(e)}).") from e
+    model.eval()
+    if dtype == "auto":
+        if prefers_bfloat16(model):
+            model.to(torch.bfloat16)
+    else:
+        model.to(resolve_dtype(dtype, model.device.type))
     return model, tokenizer
 
 

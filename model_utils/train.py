@@ -28,12 +28,13 @@ from accelerate import PartialState
 from accelerate.utils import DistributedType
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from model_utils.cli import parser, run_cli
+from model_utils.cli import parser, run_cli, seed
 from model_utils.data import check_writable, read_jsonl, read_prompts
 from model_utils.errors import UserError
 from model_utils.loading import DEVICES, load_model
 from model_utils.locks import sole_writer
 from model_utils.losses import ar_loss, consistency_loss, consistency_mask
+from model_utils.packed import PackedDataset, collate_packed, group_prompts, packed_losses
 from model_utils.quality import QualityGuard
 from model_utils.trajectories import tokenizer_hash
 
@@ -69,6 +70,9 @@ class TrainConfig:
     save_dtype: str | None = None
     guard_prompts: list[str] = field(default_factory=list)
     guard_max_new_tokens: int = 128
+    packed: bool = False  # every block of an answer in one forward (model_utils.packed) instead of one per record
+    lora_rank: int = 0  # 0: full fine-tuning; else a PEFT LoRA of this rank on every linear layer
+    precision: str = "float32"  # or bfloat16: autocast over float32 weights
 
     def __post_init__(self):
         """Every number is checked here, where the CLI and the app build the config."""
@@ -92,6 +96,14 @@ class TrainConfig:
         need(self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1", self.keep_checkpoints)
         need(finite(self.warmup) and self.warmup >= 0, "--warmup must be a number ≥ 0", self.warmup)
         need(self.guard_max_new_tokens >= 1, "--guard-max-new-tokens must be at least 1", self.guard_max_new_tokens)
+        need(0 <= self.seed <= 2**32 - 1, "The seed must be from 0 to 2**32 - 1", self.seed)
+        need(self.lora_rank >= 0, "--lora-rank must be 0 (full fine-tuning) or more", self.lora_rank)
+        need(self.precision in ("float32", "bfloat16"), "--precision must be float32 or bfloat16",
+             repr(self.precision))
+        need(not (self.packed and self.consistency == "local"), "--packed trains the global consistency loss only",
+             self.consistency)
+        need(not (self.packed and self.gt_labels), "--packed trains on the model's own answers, not --gt-labels",
+             self.gt_labels)
 
 
 class Callback(Protocol):
@@ -190,9 +202,10 @@ class ConsistencyTrainer(Trainer):
     """Trainer whose loss is consistency + ar_weight · AR; keeps each micro-batch's parts for the step's log row."""
 
     def __init__(self, *args, ar_weight: float, label_smoothing: float, reuse_ar_as_target: bool,
-                 frozen_target: bool = False, **kwargs):
+                 frozen_target: bool = False, packed: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.ar_weight, self.label_smoothing, self.reuse = ar_weight, label_smoothing, reuse_ar_as_target
+        self.packed = packed
         # copied after Trainer has placed the model, so the copy sits on the training device
         self.target_model = copy.deepcopy(self.model).eval().requires_grad_(False) if frozen_target else None
         self.micro: list[tuple[list[float], list[int]]] = []  # this step's (losses, records) per micro-batch
@@ -217,6 +230,9 @@ class ConsistencyTrainer(Trainer):
             return model(input_ids=inputs["target_ids"], attention_mask=inputs["target_mask"]).logits
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.packed:
+            l_c, l_ar = packed_losses(model, inputs, self.label_smoothing, self.target_model)
+            return self.combine(l_c, l_ar, inputs, return_outputs)
         ar_logits = model(input_ids=inputs["ar_ids"], attention_mask=inputs["ar_mask"]).logits
         l_ar = ar_loss(ar_logits, inputs["ar_labels"], self.label_smoothing)
         target_logits = self.target_logits(model, inputs, ar_logits)
@@ -224,6 +240,9 @@ class ConsistencyTrainer(Trainer):
         keep = consistency_mask(inputs["state"], inputs["target_state"], inputs["prefix_len"], inputs["block_len"],
                                 student_logits.shape[1])
         l_c = consistency_loss(student_logits, target_logits, keep)
+        return self.combine(l_c, l_ar, inputs, return_outputs)
+
+    def combine(self, l_c: torch.Tensor, l_ar: torch.Tensor, inputs: dict, return_outputs: bool):
         loss = l_c + self.ar_weight * l_ar
         mean = self.accelerator.reduce(torch.stack([l_c, l_ar, loss]).detach(), "mean")  # over the processes
         self.micro.append((mean.tolist(), self.accelerator.gather(inputs["index"]).tolist()))
@@ -337,21 +356,28 @@ def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
             json.dump(asdict(config) | {"processes": processes.num_processes}, f, indent=1)
     processes.wait_for_everyone()  # the others resume from what the main process kept
     resume_from = last_complete_checkpoint(os.path.join(config.out, CHECKPOINTS)) if config.resume else None
+    if config.lora_rank:
+        model = with_lora(model, config.lora_rank)
     model.train()
-    dataset = TrajectoryDataset(records, config.consistency, config.gt_labels, config.seed, config.ar_mask_prompt)
+    if config.packed:
+        dataset = PackedDataset(group_prompts(records), config.seed, config.ar_mask_prompt)
+        collator = lambda items: collate_packed(items, tokenizer.pad_token_id)  # noqa: E731
+    else:
+        dataset = TrajectoryDataset(records, config.consistency, config.gt_labels, config.seed, config.ar_mask_prompt)
+        collator = lambda items: collate(items, tokenizer.pad_token_id)  # noqa: E731
     args = TrainingArguments(
         output_dir=os.path.join(config.out, CHECKPOINTS), max_steps=config.max_steps,
         num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, weight_decay=0.0,
         warmup_steps=config.warmup, lr_scheduler_type="cosine", logging_steps=10, save_steps=config.save_steps,
         save_total_limit=config.keep_checkpoints, report_to="none", seed=config.seed, data_seed=config.seed,
-        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=model.device.type == "cpu")
+        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=model.device.type == "cpu",
+        bf16=config.precision == "bfloat16")
     trainer = ConsistencyTrainer(
         model=model, args=args, train_dataset=dataset,
-        data_collator=lambda items: collate(items, tokenizer.pad_token_id),
-        ar_weight=config.ar_weight, label_smoothing=config.label_smoothing,
+        data_collator=collator, ar_weight=config.ar_weight, label_smoothing=config.label_smoothing,
         reuse_ar_as_target=config.consistency == "global" and not config.gt_labels,
-        frozen_target=config.frozen_target)
+        frozen_target=config.frozen_target, packed=config.packed)
     guard = QualityGuard(tokenizer, config.guard_prompts, config.guard_max_new_tokens) if config.guard_prompts else None
     reporter = StepReporter(trainer, dataset, os.path.join(config.out, LOG), guard, callback, sharded)
     trainer.add_callback(reporter)
@@ -373,11 +399,21 @@ def train_unlocked(config: TrainConfig, callback: Callback | None) -> str:
     return config.out
 
 
+def with_lora(model, rank: int):
+    """A PEFT LoRA of the given rank (alpha = rank) on every linear layer but the output head."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules="all-linear"))
+
+
 def save_final(model, config: TrainConfig) -> None:
-    """Model (optionally in a smaller dtype) and generation config, next to the checkpoints."""
+    """Model (optionally in a smaller dtype) and generation config, next to the checkpoints. A LoRA run saves its
+    adapter, naming the base as the run was given it (an embedded name stays a name), merged when loaded."""
     model.eval()
     if config.save_dtype:
         model = model.to(getattr(torch, config.save_dtype))
+    if config.lora_rank:
+        model.peft_config["default"].base_model_name_or_path = config.model
     model.save_pretrained(config.out)
 
 
@@ -399,7 +435,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--frozen-target", action="store_true",
                    help="consistency targets from a frozen copy of the start model (default: the model itself)")
     p.add_argument("--block-size", type=int, help="check that the trajectories use this block size")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--save-steps", type=int, default=200)
     p.add_argument("--keep-checkpoints", type=int, default=1,
                    help="how many of the newest checkpoints to keep (default 1: only the latest, whose optimizer "
@@ -412,6 +448,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--guard-data", help="jsonl of held-out prompts for the quality guard (first --guard-n)")
     p.add_argument("--guard-n", type=int, default=8)
     p.add_argument("--guard-max-new-tokens", type=int, default=128)
+    p.add_argument("--packed", action="store_true",
+                   help="train every block of an answer in one forward pass (model_utils.packed; global loss)")
+    p.add_argument("--lora-rank", type=int, default=0, help="LoRA adapter of this rank (default 0: full fine-tuning)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                   help="bfloat16: autocast over float32 weights (faster where the CPU or GPU has bf16 units)")
     a = p.parse_args(argv)
     guard_prompts = []
     if a.guard_data:

@@ -9,83 +9,20 @@ tokens per pass, plus an optimism bonus for widths seen little (discounted UCB, 
 over c(width + the candidate tokens fed beside it) plus the decoder's own time per pass. A model whose guesses
 do not hold thus settles near greedy AR (a window of one), and a CLLM on the whole window.
 """
-import copy
-import statistics
-import time
 import weakref
-from itertools import accumulate
 from math import log, sqrt
 
-import torch
-from transformers import DynamicCache, PreTrainedModel
+from transformers import PreTrainedModel
 
 from model_utils.candidates import Candidate, NgramIndex, RecyclePool, propose
-from model_utils.loading import context_length
+from model_utils.pass_costs import PassCosts, pass_costs
 from model_utils.records import Pass
 
-MEASURED_WIDTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
-WARM_WIDTH = 32  # measured at least this wide: a 16-token window and 16 candidate tokens
 WIDTHS = (1, 2, 4, 8)  # the widths played, with the block size
 STRETCH = 8  # passes played at a width before choosing again
 DECAY = 0.995  # per pass: what older passes still weigh
 OPTIMISM = 0.3  # tokens per pass: the scale of the bonus for widths seen little
-_measured: "weakref.WeakKeyDictionary[PreTrainedModel, dict]" = weakref.WeakKeyDictionary()
 _seen: "weakref.WeakKeyDictionary[PreTrainedModel, dict]" = weakref.WeakKeyDictionary()
-
-
-class PassCosts:
-    """Seconds of one cached forward of w tokens, linear between the measured widths (flat past the last)."""
-
-    def __init__(self, seconds: dict[int, float]):
-        self.widths = sorted(seconds)
-        self.seconds = [seconds[w] for w in self.widths]
-
-    def __call__(self, width: int) -> float:
-        for (w0, s0), (w1, s1) in zip(zip(self.widths, self.seconds), zip(self.widths[1:], self.seconds[1:])):
-            if width <= w1:
-                return s0 + (s1 - s0) * (width - w0) / (w1 - w0) if width > w0 else s0
-        return self.seconds[-1]
-
-
-@torch.inference_mode()
-def measure_pass_costs(model: PreTrainedModel, max_width: int, context: int = 64, repeats: int = 9) -> PassCosts:
-    """Median seconds of forwards of each measured width up to max_width over a cached `context`-token prefix,
-    the widths taken in turn so that drift hits all alike, made non-decreasing in the width."""
-    limit = context_length(model)
-    if limit is not None:  # a learned-position model takes no position past its context
-        max_width = max(1, min(max_width, limit - 1 - context))
-        context = min(context, limit - 1 - max_width)
-    widths = [w for w in MEASURED_WIDTHS if w < max_width] + [max_width]
-    vocab = model.get_input_embeddings().num_embeddings
-    ids = torch.randint(vocab, (1, context + max_width), generator=torch.Generator().manual_seed(0)).to(model.device)
-    prefix = DynamicCache(config=model.config)
-    prefix.activate_past_recording()
-    model(input_ids=ids[:, :context], cache=prefix, use_cache=True, logits_to_keep=1)
-    times: dict[int, list[float]] = {w: [] for w in widths}
-    for _ in range(repeats + 2):
-        for w in widths:
-            cache = prefix if prefix.is_croppable else copy.deepcopy(prefix)  # recurrent layers: a fresh copy
-            t0 = time.perf_counter()
-            model(input_ids=ids[:, context:context + w], cache=cache, use_cache=True,
-                  position_ids=torch.arange(context, context + w, device=model.device)[None])
-            if model.device.type == "cuda":
-                torch.cuda.synchronize()
-            times[w].append(time.perf_counter() - t0)
-            if prefix.is_croppable:
-                prefix.crop(-w)
-    medians = [statistics.median(times[w][2:]) for w in widths]
-    return PassCosts(dict(zip(widths, accumulate(medians, max))))
-
-
-def pass_costs(model: PreTrainedModel, max_width: int = WARM_WIDTH) -> PassCosts:
-    """measure_pass_costs up to at least max_width (WARM_WIDTH by default), once per model, device and dtype
-    unless a wider width is asked for later (kept while the model lives)."""
-    per_model = _measured.setdefault(model, {})
-    key = (str(model.device), model.dtype)
-    if key not in per_model or per_model[key][0] < max_width:
-        width = max(max_width, WARM_WIDTH)
-        per_model[key] = (width, measure_pass_costs(model, width))
-    return per_model[key][1]
 
 
 class WidthStats:
@@ -106,13 +43,20 @@ class WidthStats:
         self.candidate_tokens[width] += candidate_tokens
 
     def choose(self, costs: PassCosts, overhead: float) -> int:
-        """The width with the highest optimistic tokens per second; a width never played comes first."""
+        """The width with the highest optimistic tokens per second. Before any pass, the widest (the block size
+        the user gave); a width not played yet is valued as if it made final as many tokens per pass as the best
+        width played so far (at most its own width), so a narrower one is tried only where it could pay."""
+        played = [w for w in self.passes if self.passes[w] >= 1]
+        if not played:
+            return max(self.passes)
         total = sum(self.passes.values())
+        prior = max(self.tokens[w] / self.passes[w] for w in played)
+        extra = max(self.candidate_tokens[w] / self.passes[w] for w in played)
 
         def value(w: int) -> float:
             n = self.passes[w]
             if n < 1:
-                return float("inf")
+                return min(float(w), prior) / (costs(round(w + extra)) + overhead)
             per_pass = self.tokens[w] / n + OPTIMISM * sqrt(log(max(total, 2.0)) / n)
             return per_pass / (costs(round(w + self.candidate_tokens[w] / n)) + overhead)
 

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
 BLOCK=16
 W=runs
-BASE=assets/models/gsm8k-base
-CLLM=assets/models/gsm8k-cllm
+BASE=assets/models/tiny-arith-base
+CLLM=assets/models/tiny-arith-cllm
 mkdir -p "$W/base" "$W/cllm"
 
 train_cllm() {  # start model, trajectories, output dir, epochs, learning rate; resumes if the dir exists

@@ -1,6 +1,6 @@
 """Pretrain the small GSM8K base model (LlamaForCausalLM) from scratch on CPU.
 
-python -m recipe.pretrain --out assets/models/gsm8k-base --work runs/base [--seed 0] [--max-minutes 60] [--resume]
+python -m recipe.pretrain --out assets/models/tiny-arith-base --work runs/base [--seed 0] [--max-minutes 60] [--resume]
 
 The work dir holds the corpus, the tokenizer and Trainer checkpoints; everything is rebuilt from the seed.
 """
@@ -27,7 +27,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from bench.accuracy import run_accuracy
-from model_utils.cli import parser, positive_int, run_cli
+from model_utils.cli import parser, positive_int, run_cli, seed, threads
 from model_utils.data import check_writable, read_jsonl
 from model_utils.errors import UserError
 from model_utils.loading import PROJECT_ROOT, resolve_device
@@ -133,14 +133,14 @@ def final_check(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, hel
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__)
-    ap.add_argument("--out", type=Path, default=Path("assets/models/gsm8k-base"))
+    ap.add_argument("--out", type=Path, default=Path("assets/models/tiny-arith-base"))
     ap.add_argument("--work", type=Path, default=Path("runs/base"))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=seed, default=0)
     ap.add_argument("--max-steps", type=positive_int, default=3000, help="length of the lr schedule")
     ap.add_argument("--max-minutes", type=float, default=60,
                     help="wall-clock cap on training (checkpoints, then stops)")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --work")
-    ap.add_argument("--threads", type=positive_int, default=1)
+    ap.add_argument("--threads", type=threads, default=1)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (cuda: a CUDA GPU)")
     ap.add_argument("--batch-size", type=positive_int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)

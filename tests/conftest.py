@@ -7,6 +7,9 @@ import sys
 # before anything imports huggingface_hub or gradio, which read them once
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if "CLLM_LAB_CACHE" not in os.environ:  # measured pass costs: the tests' own, never the user's
+    import tempfile
+    os.environ["CLLM_LAB_CACHE"] = tempfile.mkdtemp(prefix="cllm-lab-cache-")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402

@@ -54,12 +54,20 @@ def test_chat_streams_both_panels_and_fills_the_metrics(client, tiny_models):
     assert len(outputs) > 3  # streamed pass by pass, not in one piece
     assert text_of(left) and text_of(right)
     for line in (m_left, m_right):
-        assert all(word in line for word in ("tokens", "forward passes", "tokens/forward", "tokens/s", "vs"))
+        assert all(word in line for word in ("tokens", "forward passes", "tokens/forward**", "tokens/s"))
         assert "■ reached max new tokens (40)" in line or "✔ done" in line  # why it ended
+    assert "×" not in m_left and m_right.count("×") == 1  # one speed ratio, on the right: right ÷ left
+    assert "the left panel's tokens/s (too short to time reliably)" in m_right  # 40 tokens in a fraction of a second
     assert template.count("```text") == 2 and "w5" in template  # what each model was fed
     assert "Identical outputs, token for token" in match  # greedy Jacobi == greedy AR on the same model
     assert status == ""
     assert "+ candidates + adaptive" in m_right and "pass(es) won by a candidate" in m_right  # the default
+
+
+def test_two_models_that_differ_are_explained_where_the_difference_shows(client, tiny_models):
+    base, cllm = tiny_models
+    *_, match, _ = chat(client, PROMPT, base, cllm).result()
+    assert match.startswith("≠") and "two different models" in match and "choose one model on both sides" in match
 
 
 def test_chat_speedups_can_be_turned_off_per_panel(client, tiny_models):
@@ -257,6 +265,18 @@ def test_finetune_runs_to_completion_and_the_model_joins_the_lists(client, base_
     assert status == ""
 
 
+def test_finetune_trains_a_packed_lora_adapter_that_serves_in_the_chat(client, base_model, tmp_path):
+    upload = handle_file(words_jsonl(tmp_path / "data.jsonl"))
+    status, *_ = client.submit(base_model, "upload", upload, 3, 6, 16, 3, 1e-3, "global", 10.0, 0.0, False, True,
+                               "lora-run", 4, True, api_name="/finetune_start").result()
+    assert status.startswith("✔ Finished step 3/3"), status
+    trained = status.split("`")[1]
+    assert os.path.isfile(os.path.join(trained, "adapter_config.json"))
+    assert not os.path.exists(os.path.join(trained, "model.safetensors"))  # an adapter, not a whole model
+    *_, status = chat(client, PROMPT, trained, trained).result()
+    assert status == ""
+
+
 def test_second_training_is_refused_and_cancel_keeps_the_last_checkpoint(client, base_model, tmp_path):
     upload = handle_file(words_jsonl(tmp_path / "data.jsonl"))
     job = finetune(client, base_model, "long-run", data="upload", upload=upload, steps=5000)
@@ -434,8 +454,8 @@ def test_a_failed_load_keeps_the_settings_and_a_shared_app_keeps_its_own():
     assert status.startswith("⚠") and (models.settings.device, models.settings.dtype, models.settings.bits) == (
         "auto", "auto", None)
     shared = Models(Settings(free_models=False))
-    for status, _ in (model_panel.load(shared, "gsm8k-cllm", "cpu", "float32", "8-bit"),
-                      model_panel.unload(shared, "gsm8k-cllm")):
+    for status, _ in (model_panel.load(shared, "tiny-arith-cllm", "cpu", "float32", "8-bit"),
+                      model_panel.unload(shared, "tiny-arith-cllm")):
         assert status.startswith("⚠ This app is shared") and shared.settings.bits is None and not shared.cache
 
 

@@ -28,7 +28,7 @@ def test_only_listed_models_load_when_free_paths_are_off():
         with pytest.raises(UserError, match="not one of this app's models") as e:
             models.get(name)
         assert name not in str(e.value)  # the same sentence for every path: nothing to probe the server with
-    assert "someone/listed-model" in models.choices() and "gsm8k-cllm" in models.choices()
+    assert "someone/listed-model" in models.choices() and "tiny-arith-cllm" in models.choices()
 
 
 @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),

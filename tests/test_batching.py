@@ -77,7 +77,7 @@ def test_the_cache_stays_within_its_bound(monkeypatch, family, slack):
 
 
 def test_batched_equals_one_at_a_time_on_the_embedded_pair_in_float32():
-    for name in ("gsm8k-base", "gsm8k-cllm"):
+    for name in ("tiny-arith-base", "tiny-arith-cllm"):
         model, tokenizer = load_model(name, dtype="float32")
         prompts = [encode_prompt(tokenizer, q) for q in (
             "Tom has 3 apples and buys 5 more. How many apples does he have?",

@@ -171,10 +171,10 @@ def test_device_check_dry_run_on_cpu():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert sum(line.startswith("ok   tiny") for line in lines) == 12 and not any("DIFF" in line for line in lines)
-    floats = [line for line in lines if line.startswith("ok   gsm8k-cllm cpu") and "bit:" not in line]
+    assert sum(line.startswith("ok   tiny ") for line in lines) == 12 and not any("DIFF" in line for line in lines)
+    floats = [line for line in lines if line.startswith("ok   tiny-arith-cllm cpu") and "bit:" not in line]
     assert len(floats) == 3 and all("Jacobi==AR on 2/2" in line for line in floats)
-    assert sum(line.startswith(f"ok   gsm8k-cllm cpu {bits}-bit") for bits in (8, 4) for line in lines) == 2
+    assert sum(line.startswith(f"ok   tiny-arith-cllm cpu {bits}-bit") for bits in (8, 4) for line in lines) == 2
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")

@@ -1,18 +1,21 @@
 """Candidate branches and the cost-aware window: exact (== greedy AR) on every family, and doing what they say."""
 import copy
+import os
 from functools import partial
 
 import pytest
 import torch
 
+from model_utils import pass_costs as pass_costs_module
 from model_utils.branches import honours_masks
 from model_utils.candidates import Candidate, NgramIndex, RecyclePool, propose
 from model_utils.decoding import Forward, JacobiRow, _passes, decode, jacobi_passes
 from model_utils.errors import UserError
 from model_utils.loading import encode_prompt, eos_ids, load_model
+from model_utils.pass_costs import PassCosts, pass_costs
 from model_utils.records import DecodeResult
 from model_utils.tiny_models import tiny_model
-from model_utils.window import STRETCH, PassCosts, Planner, WidthStats, within_budget
+from model_utils.window import STRETCH, Planner, WidthStats, within_budget
 from viz.trajectory import CANDIDATE_LABEL, candidate_cells, trajectory_figure
 
 FAMILIES = ["llama", "gpt2", "qwen2", "gpt-neox", "phi", "mistral-sliding"]
@@ -140,7 +143,7 @@ def test_keeping_a_branch_leaves_the_cache_of_a_fresh_prefill(model):
 
 
 def test_embedded_models_stay_exact_in_float32():
-    for name in ("gsm8k-base", "gsm8k-cllm"):
+    for name in ("tiny-arith-base", "tiny-arith-cllm"):
         model, tokenizer = load_model(f"assets/models/{name}", device="cpu")
         eos = eos_ids(model, tokenizer)
         for question in ("Tom has 3 boxes with 12 apples each. He eats 5 apples. How many apples are left?",
@@ -194,25 +197,29 @@ def test_pass_costs_interpolate_and_never_fall_with_the_width():
     assert costs(1) == 1.0 and costs(2) == pytest.approx(1.5) and costs(16) == 4.0 and costs(40) == 4.0
 
 
-def test_widths_are_all_tried_then_the_fastest_is_played():
+def test_the_block_size_is_played_first_and_a_narrower_width_only_where_it_could_pay():
     costs = PassCosts({1: 1.0, 2: 1.1, 16: 2.0})
     stats = WidthStats([1, 2, 16])
-    assert stats.choose(costs, 0.0) == 1  # never played: first
-    for _ in range(50):
-        stats.record(1, 1, 0)
-        stats.record(2, 1, 0)  # a second slot that never holds
-        stats.record(16, 1, 0)
-    assert stats.choose(costs, 0.0) == 1  # a model whose guesses fail decodes as AR
-    for _ in range(50):
+    assert stats.choose(costs, 0.0) == 16  # nothing played yet: the block size the user gave
+    for _ in range(8):
         stats.record(16, 5, 0)  # guesses that hold: 5 tokens a pass for twice the cost
-    assert stats.choose(costs, 0.0) == 16
+    assert stats.choose(costs, 0.0) == 16  # 1 or 2 tokens a pass could not beat 2.5 per unit of cost
+    failing = WidthStats([1, 2, 16])
+    for _ in range(8):
+        failing.record(16, 1, 0)
+    assert failing.choose(costs, 0.0) == 1  # guesses that fail: AR's single token is cheaper
+    for _ in range(50):
+        failing.record(1, 1, 0)
+        failing.record(2, 1, 0)  # a second slot that never holds
+    assert failing.choose(costs, 0.0) == 1  # a model whose guesses fail decodes as AR
 
 
-def test_the_adaptive_window_plays_each_width_for_a_stretch_first():
+def test_the_adaptive_window_starts_at_the_block_size():
     model = tiny_model("llama")  # a new model object: nothing is known of its widths yet
     result = decode(model, [1, 17, 33, 5, 60, 8], block_size=4, max_new_tokens=100, adaptive=True)
-    widths = [len(p.window) for p in result.passes[1:1 + 3 * STRETCH]]
-    assert widths == [1] * STRETCH + [2] * STRETCH + [4] * STRETCH
+    widths = [len(p.window) for p in result.passes[1:]]
+    assert widths[:STRETCH] == [4] * STRETCH
+    assert min(widths[STRETCH:]) < 4  # a random model's guesses fail: it tries narrower windows
 
 
 def test_bad_combinations_are_refused_in_one_sentence():
@@ -237,3 +244,17 @@ def test_the_stepper_marks_what_a_winning_candidate_guessed():
     marks = fig.frames[won[0]].data[1]
     assert len(marks.x) >= 1 and "candidate" in marks.hovertext[0]
     assert "candidate won" in fig.frames[won[0]].layout.title.text
+
+
+def test_pass_costs_are_measured_once_per_shape_and_machine_and_kept_on_disk(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLLM_LAB_CACHE", str(tmp_path))
+    first = pass_costs(tiny_model("llama", seed=3))
+    assert os.path.isfile(tmp_path / "pass_costs.json")
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+    monkeypatch.setattr(pass_costs_module, "measure_pass_costs", no_measuring)
+    again = pass_costs(tiny_model("llama", seed=4))  # another model object (other weights), the same shape
+    assert again.seconds == first.seconds
+    with pytest.raises(AssertionError, match="measured again"):
+        pass_costs(tiny_model("gpt2"))  # another shape

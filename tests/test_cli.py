@@ -100,5 +100,5 @@ def test_generate_refuses_speedups_where_they_do_not_apply(capsys):
                         (["--decoder", "ar", "--adaptive"], "Jacobi's"),
                         (["--prompts-file", "x.jsonl", "--batch-size", "2", "--candidates"], "plain Jacobi")):
         what = [] if "--prompts-file" in argv else ["--prompt", "w5 w9"]
-        assert generate.main(["--model", "gsm8k-base", *what, "--device", "cpu", *argv]) == 2
+        assert generate.main(["--model", "tiny-arith-base", *what, "--device", "cpu", *argv]) == 2
         assert words in capsys.readouterr().err

@@ -6,13 +6,15 @@ import sys
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
+from transformers import CONFIG_MAPPING, BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from model_utils import generate
 from model_utils.decoding import decode_text
 from model_utils.errors import UserError
 from model_utils.loading import (
     DEFAULT_THREADS,
+    check_causal,
     decoding_threads,
     drop_int8_cast_notice,
     encode_prompt,
@@ -50,6 +52,36 @@ def test_bert_is_refused_as_not_causal(tmp_path):
         load_model(str(tmp_path), device="cpu")
 
 
+def causal_types() -> list[str]:
+    return sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+@pytest.mark.parametrize("model_type", causal_types())
+def test_no_causal_architecture_transformers_lists_is_refused(model_type):
+    """Each family's default config, declaring its causal LM class (an encoder family's as a decoder, which its
+    causal class needs): GPT-NeoX sets is_decoder=False by default and is causal all the same."""
+    try:
+        config = CONFIG_MAPPING[model_type]()
+    except Exception as e:  # noqa: BLE001 - a config that needs arguments cannot be made from defaults
+        pytest.skip(f"{model_type}'s config has no defaults ({type(e).__name__})")
+    config.architectures = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]]
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        config.is_decoder = True
+    check_causal(model_type, config)
+
+
+def test_gpt_neox_loads_and_an_encoder_used_as_a_decoder_without_is_decoder_is_refused(tmp_path):
+    tiny_model("gpt-neox", dtype=torch.float32).save_pretrained(tmp_path / "neox")
+    tiny_tokenizer().save_pretrained(tmp_path / "neox")
+    model, _ = load_model(str(tmp_path / "neox"), device="cpu")
+    assert model.config.model_type == "gpt_neox" and model.config.is_decoder is False
+    bert = BertConfig(architectures=["BertLMHeadModel"])  # is_decoder False: it attends both ways
+    with pytest.raises(UserError, match="not a causal"):
+        check_causal("bert", bert)
+    bert.is_decoder = True
+    check_causal("bert", bert)
+
+
 def test_encoder_decoder_is_refused(tmp_path):
     T5ForConditionalGeneration(T5Config(vocab_size=96, d_model=32, d_ff=32, num_layers=1, num_heads=2,
                                         d_kv=8)).save_pretrained(tmp_path)
@@ -72,7 +104,7 @@ def test_4_and_8_bit_models_run_on_the_cpu_and_jacobi_equals_ar(bits):
     """bitsandbytes has CPU kernels: a quantised model decodes there, and Jacobi keeps AR's output."""
     from model_utils.decoding import decode
     from model_utils.loading import resolve_path
-    model, tokenizer = load_model(resolve_path("gsm8k-cllm"), device="cpu", bits=bits)
+    model, tokenizer = load_model(resolve_path("tiny-arith-cllm"), device="cpu", bits=bits)
     assert model.device.type == "cpu" and getattr(model, f"is_loaded_in_{bits}bit")
     ids = encode_prompt(tokenizer, "Tom has 3 boxes with 12 apples each. He eats 5 apples. How many are left?")
     eos = eos_ids(model, tokenizer)
@@ -140,7 +172,7 @@ def test_cli_streams_text_and_a_summary(saved_llama):
 @pytest.mark.parametrize("args, message", [
     (["--model", "/no/such/dir", "--prompt", "hi"], "not found"),
     (["--prompt", "  ", "--block-size", "4"], "empty"),
-    (["--prompt", "w5", "--block-size", "0"], "Block size"),
+    (["--prompt", "w5", "--block-size", "0"], "the block size must be from 1"),
     (["--prompt", "w5", "--max-new-tokens", "0"], "max_new_tokens"),
 ])
 def test_cli_errors_are_one_line_and_nonzero(saved_llama, args, message):

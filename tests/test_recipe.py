@@ -119,7 +119,7 @@ def test_the_bundled_held_out_set_is_the_recipes_and_never_trained_on():
 
 @pytest.fixture(scope="module")
 def embedded_tokenizer():
-    return AutoTokenizer.from_pretrained(os.path.join(ROOT, "assets/models/gsm8k-base"))
+    return AutoTokenizer.from_pretrained(os.path.join(ROOT, "assets/models/tiny-arith-base"))
 
 
 def gsm8k_rows(n: int) -> list[dict]:

@@ -12,7 +12,7 @@ from model_utils.tiny_models import tiny_tokenizer
 @pytest.fixture(scope="module")
 def byte_level():
     """The embedded byte-level BPE tokenizer: a character outside ASCII can take several tokens."""
-    return AutoTokenizer.from_pretrained(os.path.join(ROOT, "assets/models/gsm8k-base"))
+    return AutoTokenizer.from_pretrained(os.path.join(ROOT, "assets/models/tiny-arith-base"))
 
 
 def feed(stream: TextStream, ids: list[int]) -> list[str | None]:

@@ -150,7 +150,7 @@ def test_merge_takes_only_finished_prompts_of_a_torn_part(trajectories, tmp_path
 def test_a_shard_under_a_launcher_is_refused_in_one_sentence(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    assert collect.main(["--model", "gsm8k-base", "--data", "x.jsonl", "--out", str(tmp_path / "t.jsonl"),
+    assert collect.main(["--model", "tiny-arith-base", "--data", "x.jsonl", "--out", str(tmp_path / "t.jsonl"),
                          "--shard", "0/2"]) == 2
     err = capsys.readouterr().err
     assert "--shard is taken from the process rank" in err and len(err.strip().splitlines()) == 1

@@ -255,3 +255,32 @@ def test_a_folder_without_a_readable_config_is_named_as_such(tmp_path, config):
         (tmp_path / "config.json").write_text(config)
     with pytest.raises(UserError, match="holds no readable model config.json"):
         load_model(str(tmp_path), device="cpu")
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("model_utils.generate", ["--seed", "1e20"], "not a whole number"),
+    ("model_utils.generate", ["--seed", "-1"], "a seed must be from 0 to 4294967295"),
+    ("model_utils.generate", ["--seed", str(2**32)], "a seed must be from 0"),
+    ("model_utils.generate", ["--threads", "100000"], "the thread count"),
+    ("model_utils.generate", ["--top-p", "5"], "top-p must be above 0 and at most 1"),
+    ("model_utils.generate", ["--top-p", "0"], "top-p must be above 0"),
+    ("model_utils.generate", ["--top-k", "-5"], "top-k must be from 0"),
+    ("model_utils.generate", ["--temperature", "1e-308"], "a temperature must be 0 (greedy) or at least"),
+    ("model_utils.generate", ["--decoder", "ar", "--block-size", "-5"], "the block size must be from 1"),
+    ("model_utils.collect", ["--data", "x", "--out", "y", "--seed", "-1"], "a seed must be from 0"),
+    ("model_utils.train", ["--trajectories", "x", "--out", "y", "--seed", "99999999999"], "a seed must be from 0"),
+    ("app", ["--threads", "100000"], "the thread count"),
+])
+def test_numbers_out_of_range_are_refused_where_they_are_parsed(module, args, message):
+    import subprocess
+    import sys
+    model = [] if module == "app" else ["--model", "tiny-arith-cllm"]
+    done = subprocess.run([sys.executable, "-m", module, *model, *args], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_training_seed_out_of_range_is_one_sentence(seed):
+    with pytest.raises(UserError, match="seed must be from 0 to 2\\*\\*32 - 1"):
+        TrainConfig(model="m", trajectories="t", out="o", seed=seed)

@@ -23,11 +23,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--base", default="gsm8k-base")
-    p.add_argument("--cllm", default="gsm8k-cllm")
+    p.add_argument("--base", default="smollm2-135m-instruct")
+    p.add_argument("--cllm", default="smollm2-135m-cllm")
     p.add_argument("--prompt", default=None, help="default: the first example question")
     p.add_argument("--finetune-data", help="jsonl to upload in the Fine-tune tab (default: the bundled split)")
     p.add_argument("--steps", default="20")
+    p.add_argument("--skip-finetune", action="store_true", help="keep finetune.png (a run takes long on a 135M base)")
     a = p.parse_args()
     os.makedirs(OUT, exist_ok=True)
     port = free_port()
@@ -78,15 +79,8 @@ def main() -> None:
             time.sleep(1.5)
             page.screenshot(path=os.path.join(OUT, "stepper_candidates.png"), full_page=True)
 
-            page.get_by_role("tab", name="Fine-tune").click()
-            if a.finetune_data:
-                page.get_by_label("uploaded .jsonl").check()
-                page.locator("#finetune-upload input[type=file]").set_input_files(a.finetune_data)
-            page.locator("#finetune-steps input").fill(a.steps)
-            page.locator("#finetune-name textarea, #finetune-name input").first.fill(f"screenshot-{int(time.time())}")
-            page.click("#finetune-start")
-            expect(page.locator("#finetune-status")).to_contain_text("Finished", timeout=600_000)
-            page.screenshot(path=os.path.join(OUT, "finetune.png"), full_page=True)
+            if not a.skip_finetune:
+                finetune_screenshot(page, a)
 
             page.get_by_role("tab", name="Chat").click()
             page.click("#model-panel button")  # open the model panel
@@ -105,6 +99,18 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=20)
     print(json.dumps(timings | {"base": a.base, "cllm": a.cllm}, indent=1))
+
+
+def finetune_screenshot(page, a: argparse.Namespace) -> None:
+    page.get_by_role("tab", name="Fine-tune").click()
+    if a.finetune_data:
+        page.get_by_label("uploaded .jsonl").check()
+        page.locator("#finetune-upload input[type=file]").set_input_files(a.finetune_data)
+    page.locator("#finetune-steps input").fill(a.steps)
+    page.locator("#finetune-name textarea, #finetune-name input").first.fill(f"screenshot-{int(time.time())}")
+    page.click("#finetune-start")
+    expect(page.locator("#finetune-status")).to_contain_text("Finished", timeout=600_000)
+    page.screenshot(path=os.path.join(OUT, "finetune.png"), full_page=True)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,19 @@ def test_chat_streams_both_panels_and_fills_the_metrics(page: Page, app_url, tin
     expect(page.locator("#chat-legend")).to_contain_text("became final this pass (fast-forwarded)")
 
 
+def test_one_click_puts_the_same_model_on_both_sides_and_the_race_then_matches(page: Page, app_url, tiny_models):
+    base, cllm = tiny_models
+    page.goto(app_url)
+    page.click("#same-model")
+    expect(page.locator("#model-left input")).to_have_value(cllm)
+    expect(page.locator("#model-right input")).to_have_value(cllm)
+    page.locator("#prompt textarea").fill(PROMPT)
+    page.click("#send")
+    expect(page.locator("#chat-match")).to_contain_text("Identical outputs, token for token", timeout=30_000)
+    page.click("#base-vs-cllm")
+    expect(page.locator("#model-left input")).to_have_value(base)
+
+
 def test_stepper_steps_and_plays_frames(page: Page, app_url):
     open_tab(page, app_url, "Jacobi stepper")
     page.locator("#stepper-prompt textarea").fill(PROMPT)
