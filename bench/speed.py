@@ -109,7 +109,7 @@ def run_speed(base_model: PreTrainedModel, base_tok: PreTrainedTokenizerBase, cl
     unknown = sorted(set(decoders or []) - set(REFERENCE))
     if unknown:
         raise UserError(f"Unknown decoder {unknown[0]!r}: choose among {', '.join(REFERENCE)}.")
-    chosen = set(decoders or REFERENCE) | {REFERENCE[d] for d in decoders or REFERENCE}
+    chosen = set(decoders or REFERENCE) | {REFERENCE[d] for d in decoders or REFERENCE} | {"ar_base"}
     base_eos, cllm_eos = eos_ids(base_model, base_tok), eos_ids(cllm_model, cllm_tok)
     jacobi = dict(decoder="jacobi", block_size=block_size, max_new_tokens=max_new_tokens, scheme=scheme, seed=seed)
 

@@ -9,6 +9,7 @@ import torch
 
 from bench import accuracy, device_check, plot, precision, speed, throughput
 from bench.accuracy import rates, run_accuracy, score
+from model_utils.errors import UserError
 from model_utils.loading import load_model
 from model_utils.tiny_models import tiny_model, tiny_tokenizer
 
@@ -58,6 +59,18 @@ def accuracy_json(models, prompts, tmp):
     assert accuracy.main(["--model", models["base"], "--prompts", prompts, "--decoder", "jacobi", *ARGS,
                           "--json", str(out)]) == 0
     return str(out)
+
+
+def test_speed_times_only_the_decoders_asked_and_ar_in_other_dtypes(models):
+    base, base_tok = load_model(models["base"], device="cpu", dtype="float64")
+    cllm, cllm_tok = load_model(models["cllm"], device="cpu", dtype="float64")
+    base32, _ = load_model(models["base"], device="cpu", dtype="float32")
+    result = speed.run_speed(base, base_tok, cllm, cllm_tok, [PROBLEMS[0]["question"]], max_new_tokens=8,
+                             decoders=["jacobi_cllm"], ar_bases={"float32": base32}, progress=False)
+    assert set(result["decoders"]) == {"jacobi_cllm", "ar_cllm", "ar_base", "ar_base_float32"}
+    assert result["baseline"] in ("ar_base", "ar_base_float32") and result["decoders"]["jacobi_cllm"]["matches_ar"] == 1
+    with pytest.raises(UserError, match="Unknown decoder 'nope'"):
+        speed.run_speed(base, base_tok, cllm, cllm_tok, ["w5"], decoders=["nope"])
 
 
 def test_speed_json_has_every_decoder_with_sane_values(speed_run):
