@@ -10,7 +10,7 @@ from functools import partial
 import gradio as gr
 
 from app.inputs import real_number, whole_number
-from app.models import Models
+from app.models import Models, short_name
 from model_utils.cli import MAX_SEED
 from model_utils.decoding import SCHEMES, check_inputs, decode_passes, to_result
 from model_utils.decoding import speedups as fastest
@@ -248,10 +248,6 @@ def race(models: Models, prompt: str, turns: list[dict], l_model: str, l_decoder
 def stopped(left: str, right: str) -> tuple[str, str]:
     """The metric lines after Stop: a run that was still streaming says it was stopped."""
     return tuple(line.replace("streaming…", "■ stopped") for line in (left or "", right or ""))
-
-
-def short_name(name: str) -> str:
-    return os.path.basename(name.rstrip("/")) or name
 
 
 def new_conversation() -> tuple:

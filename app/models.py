@@ -1,4 +1,5 @@
 """Loaded models, cached by (name, device, dtype, bits), and the names the model lists offer."""
+import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -23,6 +24,11 @@ class Settings:
     extra: tuple[str, ...] = ()  # more models the launcher allows (--models)
     free_models: bool = True  # any hub name or server path may be typed (the default on 127.0.0.1 only)
     threads: int | None = None  # CPU threads; None: loading.decoding_threads of the loaded models
+
+
+def short_name(name: str) -> str:
+    """A model's list entry without its folders."""
+    return os.path.basename(name.rstrip("/")) or name
 
 
 class Models:

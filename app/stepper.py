@@ -8,7 +8,7 @@ from functools import partial
 import gradio as gr
 
 from app.inputs import whole_number
-from app.models import Models
+from app.models import Models, short_name
 from model_utils.decoding import SCHEMES
 from model_utils.errors import UserError
 from model_utils.metrics import summarize
@@ -30,7 +30,7 @@ KEEP_EXPORTS = 8
 def figures(state: dict) -> tuple:
     """Both trajectory figures at the current pass (the second is hidden outside compare mode)."""
     k = state["current"]
-    figs = [trajectory_figure(r, tokenizer, current=k, title=short(name))
+    figs = [trajectory_figure(r, tokenizer, current=k, title=short_name(name))
             for name, r, tokenizer in zip(state["names"], state["runs"], state["tokenizers"])]
     main = figs[0]
     other = gr.Plot(figs[1], visible=True) if len(figs) > 1 else gr.Plot(None, visible=False)
@@ -47,14 +47,9 @@ def answer_text(r: DecodeResult, tokenizer, k: int) -> str:
     return text if n == len(r.token_ids) else f"{text} …"
 
 
-def short(name: str) -> str:
-    """A model's list entry without its folders."""
-    return os.path.basename(name.rstrip("/")) or name
-
-
 def run_labels(names: list[str]) -> list[str]:
     """Legend names of the runs; the same model twice gets numbered."""
-    return [f"Jacobi ({short(n)})" + (f" #{i + 1}" if names.count(n) > 1 else "") for i, n in enumerate(names)]
+    return [f"Jacobi ({short_name(n)})" + (f" #{i + 1}" if names.count(n) > 1 else "") for i, n in enumerate(names)]
 
 
 def summary_table(names: list[str], runs: list[DecodeResult]) -> str:
